@@ -1,0 +1,75 @@
+"""The one exception hierarchy of smartfab.
+
+Every error a user can cause derives from :class:`SmartfabError`. Messages are written for the
+person who has to fix the problem: they name the file, the field and the offending value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SmartfabError(Exception):
+    """Base class of every error raised by smartfab on purpose."""
+
+    #: process exit status used by the command line for this kind of error
+    exit_code: int = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a configuration file.
+
+    Attributes
+    ----------
+    path:
+        Dotted field path inside the file, e.g. ``teams[1].members.zoe``.
+    message:
+        What is wrong, in words a user can act on.
+    line:
+        1-based line number in the file, when known.
+    """
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        field = f" {self.path}:" if self.path else ""
+        return f"{where}:{field} {self.message}"
+
+
+class ConfigFileError(SmartfabError):
+    """A configuration file (alliance file, later cards and specs) is invalid.
+
+    Carries every problem found, so a user can fix them all in one pass.
+    """
+
+    exit_code = 2
+
+    def __init__(self, source: Path | str, problems: Sequence[Problem]) -> None:
+        self.source = str(source)
+        self.problems = list(problems)
+        lines = [p.render(self.source) for p in self.problems]
+        count = len(lines)
+        head = f"{self.source}: {count} problem{'s' if count != 1 else ''} found"
+        super().__init__("\n".join([head, *("  " + line for line in lines)]))
+
+
+class AllianceError(ConfigFileError):
+    """The alliance file is invalid."""
+
+
+class HubError(SmartfabError):
+    """The hub cannot be started, stopped or inspected as asked."""
+
+    exit_code = 3
+
+
+class ProvisioningError(SmartfabError):
+    """A system account, group or folder could not be put in the required state."""
+
+    exit_code = 4

@@ -1,0 +1,146 @@
+"""JupyterHub configuration of the alliance hub, as small set-only functions.
+
+``hub/jupyterhub_config.py`` calls :func:`configure_hub`; every other function sets one concern
+on a bare traitlets ``Config`` and is unit-tested that way.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from traitlets.config import Config
+
+from smartfab.alliance import Alliance, load_alliance
+from smartfab.alliance.render import SERVER_ROLE, render_alliance
+from smartfab.hub.settings import HubSettings, load_settings
+from smartfab.hub.state import StateDir
+
+IDLE_CULLER = "idle-culler"
+STATUS_SERVICE = "smartfab-status"
+
+
+def set_network(c: Config, settings: HubSettings) -> None:
+    """Public proxy address, the hub's internal API, and the proxy's REST API (loopback)."""
+    c.JupyterHub.bind_url = f"http://{settings.ip}:{settings.port}/"
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{settings.hub_port}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
+
+
+def set_state(c: Config, settings: HubSettings) -> None:
+    """Database, cookie secret and pid files live in the state directory."""
+    state = StateDir(settings.state_dir)
+    c.JupyterHub.db_url = settings.database_url
+    c.JupyterHub.cookie_secret_file = str(state.cookie_secret)
+    c.ConfigurableHTTPProxy.pid_file = str(state.proxy_pid)
+    c.JupyterHub.pid_file = str(settings.state_dir / "jupyterhub.pid")
+
+
+def set_proxy(c: Config, settings: HubSettings, proxy_token: str) -> None:
+    """The locally installed configurable-http-proxy, started and stopped by the hub."""
+    c.JupyterHub.proxy_class = "configurable-http-proxy"
+    c.ConfigurableHTTPProxy.should_start = True
+    c.ConfigurableHTTPProxy.command = list(settings.proxy_command)
+    c.ConfigurableHTTPProxy.auth_token = proxy_token
+
+
+def set_authenticator(c: Config, settings: HubSettings) -> None:
+    """Hashed per-user passwords; sign-up needs admin approval; failed logins are throttled."""
+    c.JupyterHub.authenticator_class = "smartfab.hub.authenticator.SmartfabAuthenticator"
+    c.SmartfabAuthenticator.password_dir = str(StateDir(settings.state_dir).passwords)
+    c.SmartfabAuthenticator.enable_signup = True
+    c.SmartfabAuthenticator.open_signup = False
+    c.SmartfabAuthenticator.minimum_password_length = 10
+    c.SmartfabAuthenticator.check_common_password = True
+    c.SmartfabAuthenticator.allowed_failed_logins = settings.allowed_failed_logins
+    c.SmartfabAuthenticator.seconds_before_next_try = settings.seconds_before_next_try
+    # only accounts NativeAuthenticator knows (provisioned or approved) can authenticate at all
+    c.Authenticator.allow_all = True
+
+
+def set_spawner(c: Config, settings: HubSettings) -> None:
+    """JupyterLab (with real-time collaboration) as each user's own system account."""
+    c.JupyterHub.spawner_class = "smartfab.hub.spawner.SmartfabSpawner"
+    c.SmartfabSpawner.spawn_mode = settings.spawn_mode.value
+    c.SmartfabSpawner.account_prefix = settings.account_prefix
+    c.SmartfabSpawner.home_root = str(settings.home_root)
+    c.SmartfabSpawner.state_dir = str(settings.state_dir)
+    c.Spawner.cmd = [str(settings.python_bin / "jupyterhub-singleuser")]
+    c.Spawner.default_url = "/lab"
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 90
+    c.Spawner.environment = {"JUPYTERHUB_SINGLEUSER_APP": "jupyter_server.serverapp.ServerApp"}
+
+
+def landing_url(handler: Any) -> str:
+    """After login: people with a server go to it, everyone else to the hub home page."""
+    from jupyterhub.roles import get_roles_for
+
+    user = handler.current_user
+    if user is None:
+        return ""
+    # scopes of a user who is just logging in are not expanded yet: look at their roles
+    if user.admin or any(role.name == SERVER_ROLE for role in get_roles_for(user.orm_user)):
+        return ""
+    return str(handler.hub.base_url) + "home"
+
+
+def set_pages(c: Config, alliance: Alliance) -> None:
+    """Landing page per user and the alliance's name on the hub pages."""
+    c.JupyterHub.default_url = landing_url
+    c.JupyterHub.template_vars = {"announcement_login": alliance.alliance.name}
+
+
+def service_definitions(settings: HubSettings, status_token: str) -> list[dict[str, Any]]:
+    """Managed idle culler and the API-only status service used by ``smartfab hub status``."""
+    return [
+        {
+            "name": IDLE_CULLER,
+            "command": [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={settings.idle_timeout}",
+            ],
+        },
+        {"name": STATUS_SERVICE, "api_token": status_token},
+    ]
+
+
+def service_roles() -> list[dict[str, Any]]:
+    """Least privileges for the managed services."""
+    return [
+        {
+            "name": IDLE_CULLER,
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": [IDLE_CULLER],
+        },
+        {
+            "name": STATUS_SERVICE,
+            "scopes": ["list:users", "read:users", "read:servers", "list:groups", "read:groups"],
+            "services": [STATUS_SERVICE],
+        },
+    ]
+
+
+def set_services(c: Config, settings: HubSettings, status_token: str) -> None:
+    c.JupyterHub.services = service_definitions(settings, status_token)
+
+
+def apply_hub_config(c: Config, settings: HubSettings, alliance: Alliance) -> None:
+    """Set every smartfab concern on ``c`` from ``settings`` and the ``alliance``."""
+    state = StateDir(settings.state_dir)
+    set_network(c, settings)
+    set_state(c, settings)
+    set_proxy(c, settings, state.proxy_token.read_text().strip())
+    set_authenticator(c, settings)
+    set_spawner(c, settings)
+    set_pages(c, alliance)
+    set_services(c, settings, state.status_token.read_text().strip())
+    render_alliance(c, alliance, service_roles())
+
+
+def configure_hub(c: Config) -> None:
+    """Entry point for ``jupyterhub_config.py``: settings from ``$SMARTFAB_HUB_SETTINGS``."""
+    settings = load_settings()
+    apply_hub_config(c, settings, load_alliance(settings.alliance_file))

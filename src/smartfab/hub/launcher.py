@@ -1,0 +1,173 @@
+"""``smartfab hub up``: validate, provision, start JupyterHub with its proxy, stop it all."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from smartfab.alliance import Alliance, load_alliance
+from smartfab.errors import HubError
+from smartfab.hub.layout import Layout
+from smartfab.hub.processes import (
+    ensure_port_free,
+    install_stop_signals,
+    pid_alive,
+    stop_tree,
+    wait_until_ready,
+)
+from smartfab.hub.provision import provision_alliance
+from smartfab.hub.settings import SETTINGS_ENV, HubSettings, SpawnMode
+from smartfab.hub.state import StateDir, write_private_file
+
+PACKAGED_CONFIG = Path(__file__).with_name("default_jupyterhub_config.py")
+
+SINGLE_MODE_WARNING = """\
+!!! WARNING: single-account mode: ISOLATION IS OFF !!!
+Every user's server runs as {account}; any user can read and change every other user's
+and every team's files. Use this only for development. Run the hub as root for
+system-account mode, where each user runs as their own system account."""
+
+
+def default_state_dir() -> Path:
+    """``/var/lib/smartfab`` for root, else the user's data directory."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/smartfab")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "smartfab"
+
+
+def hub_config_for(alliance_file: Path) -> Path:
+    """``jupyterhub_config.py`` beside the alliance file, else the packaged one."""
+    beside = alliance_file.parent / "jupyterhub_config.py"
+    return beside if beside.is_file() else PACKAGED_CONFIG
+
+
+def check_not_running(state: StateDir) -> None:
+    run = state.read_run_file()
+    if run and pid_alive(run.get("launcher_pid")):
+        raise HubError(
+            f"a hub already runs from {state.root} (pid {run['launcher_pid']}, {run.get('url')}); "
+            "stop it first or use another --state-dir"
+        )
+
+
+def prepare(settings: HubSettings, alliance: Alliance) -> Layout:
+    """Everything before the hub starts: free ports, state directory, accounts, settings file."""
+    if settings.spawn_mode is SpawnMode.system and os.geteuid() != 0:
+        raise HubError(
+            "system-account mode needs root (it creates one system account per user); "
+            "run as root or use --spawn-mode single for development"
+        )
+    state = StateDir(settings.state_dir)
+    check_not_running(state)
+    ensure_port_free(settings.ip, settings.port, "hub")
+    ensure_port_free("127.0.0.1", settings.hub_port, "hub API")
+    ensure_port_free("127.0.0.1", settings.proxy_api_port, "proxy API")
+    layout = Layout.from_settings(settings)
+    provision_alliance(layout, alliance)
+    settings.save()
+    return layout
+
+
+def password_files(state: StateDir, alliance: Alliance) -> list[Path]:
+    return [state.passwords / p.name for p in alliance.people if (state.passwords / p.name).exists()]
+
+
+@dataclass
+class HubRun:
+    """One running hub: the JupyterHub process and the facts ``smartfab hub status`` reads."""
+
+    settings: HubSettings
+    config_file: Path
+    out: TextIO = field(default=sys.stdout)
+    proc: subprocess.Popen[bytes] | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def state(self) -> StateDir:
+        return StateDir(self.settings.state_dir)
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env[SETTINGS_ENV] = str(self.settings.state_dir / "hub-settings.json")
+        cmd = [sys.executable, "-m", "jupyterhub", "-f", str(self.config_file)]
+        # a session of its own: the terminal's Ctrl-C reaches us, and we stop the hub in order
+        self.proc = subprocess.Popen(cmd, cwd=self.settings.state_dir, env=env, start_new_session=True)
+        url = f"{self.settings.url}hub/api/"
+        wait_until_ready(url, alive=lambda: self.proc is not None and self.proc.poll() is None)
+        write_private_file(
+            self.state.run_file,
+            json.dumps(
+                {
+                    "launcher_pid": os.getpid(),
+                    "hub_pid": self.proc.pid,
+                    "url": self.settings.url,
+                    "spawn_mode": self.settings.spawn_mode.value,
+                    "alliance_file": str(self.settings.alliance_file),
+                    "started_at": time.time(),
+                },
+                indent=2,
+            ),
+            mode=0o644,
+        )
+
+    def request_stop(self, signum: int = 0) -> None:
+        self._stop.set()
+
+    def wait(self) -> int:
+        """Block until a stop is requested or the hub exits; then stop everything."""
+        assert self.proc is not None
+        while not self._stop.is_set() and self.proc.poll() is None:
+            self._stop.wait(0.5)
+        return self.stop()
+
+    def stop(self) -> int:
+        code = 0
+        if self.proc is not None:
+            code = stop_tree(self.proc)
+        self.state.run_file.unlink(missing_ok=True)
+        return code
+
+
+def announce(run: HubRun, alliance: Alliance) -> None:
+    settings = run.settings
+    print = run.out.write
+    print(f"smartfab hub for {alliance.alliance.name} is up at {settings.url}\n")
+    if settings.spawn_mode is SpawnMode.system:
+        print(
+            "spawn mode: system accounts (each user runs as their own system account "
+            f"'{settings.account_prefix}<name>'; team folders are guarded by OS groups)\n"
+        )
+    else:
+        print(SINGLE_MODE_WARNING.format(account=os.environ.get("USER", "this account")) + "\n")
+    print(f"state directory: {settings.state_dir}\n")
+    print(
+        f"initial passwords: {run.state.passwords}/<name> (one 0600 file per account, "
+        "written once when the account is created)\n"
+    )
+    print("stop with Ctrl-C or SIGTERM\n")
+    run.out.flush()
+
+
+def hub_up(settings: HubSettings, config_file: Path | None = None, out: TextIO = sys.stdout) -> int:
+    """Validate, provision and run the hub until Ctrl-C or SIGTERM; return the exit status."""
+    alliance = load_alliance(settings.alliance_file)
+    prepare(settings, alliance)
+    run = HubRun(settings, config_file or hub_config_for(settings.alliance_file), out=out)
+    install_stop_signals(run.request_stop)
+    try:
+        run.start()
+    except BaseException:
+        run.stop()
+        raise
+    announce(run, alliance)
+    code = run.wait()
+    out.write("smartfab hub stopped\n")
+    return code

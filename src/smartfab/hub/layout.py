@@ -1,0 +1,62 @@
+"""Where each hub user and team lives on disk and which system names they use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from smartfab.alliance.models import WORKSPACE_PREFIX
+from smartfab.hub.settings import HubSettings, SpawnMode
+from smartfab.hub.state import StateDir
+
+#: folder in every home that holds one link per team the user belongs to
+TEAM_LINKS_DIR = "teams"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Names and paths derived from the hub settings.
+
+    Hub user ``ana`` runs as system account ``<prefix>ana``; the workspace of team ``acme`` is the
+    hub user ``team-acme`` running as ``<prefix>team-acme``, whose primary group
+    ``<prefix>team-acme`` is the team group.
+    """
+
+    prefix: str
+    mode: SpawnMode
+    home_root: Path
+    state: StateDir
+
+    @classmethod
+    def from_settings(cls, settings: HubSettings) -> Layout:
+        return cls(
+            prefix=settings.account_prefix,
+            mode=settings.spawn_mode,
+            home_root=settings.home_root,
+            state=StateDir(settings.state_dir),
+        )
+
+    def system_user(self, hub_user: str) -> str:
+        """System account that runs ``hub_user``'s server."""
+        return f"{self.prefix}{hub_user}"
+
+    def team_group(self, team_id: str) -> str:
+        """System group whose members may use the team folder."""
+        return f"{self.prefix}{WORKSPACE_PREFIX}{team_id}"
+
+    def workspace_user(self, team_id: str) -> str:
+        """Hub user owning the team workspace server."""
+        return f"{WORKSPACE_PREFIX}{team_id}"
+
+    def home(self, hub_user: str) -> Path:
+        """Home folder of ``hub_user``'s server."""
+        if self.mode is SpawnMode.single:
+            return self.state.homes / hub_user
+        return self.home_root / self.system_user(hub_user)
+
+    def team_folder(self, team_id: str) -> Path:
+        return self.state.team_folder(team_id)
+
+    def team_link(self, hub_user: str, team_id: str) -> Path:
+        """Link in ``hub_user``'s home through which they see the team folder."""
+        return self.home(hub_user) / TEAM_LINKS_DIR / team_id

@@ -1,0 +1,101 @@
+"""Starting, watching and stopping the hub process and everything it starts."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import psutil
+
+from smartfab.errors import HubError
+
+
+def ensure_port_free(ip: str, port: int, what: str) -> None:
+    """Fail early, naming the port, when something already listens there."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((ip or "0.0.0.0", port))
+        except OSError as err:
+            raise HubError(f"{what} port {port} on {ip or '0.0.0.0'} is not free: {err}") from err
+
+
+def wait_until_ready(
+    url: str, alive: Callable[[], bool], timeout: float = 90.0, interval: float = 0.2
+) -> None:
+    """Poll ``url`` until it answers 200, the process dies, or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise HubError("the hub exited during start-up; its log above says why")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(interval)
+    raise HubError(f"the hub did not answer at {url} within {timeout:.0f} s")
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every live process below ``pid`` (proxy, services, single-user servers, kernels)."""
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
+
+
+def stop_tree(proc: subprocess.Popen[bytes], grace: float = 30.0) -> int:
+    """Ask the hub to shut down (SIGTERM), then kill whatever it left behind.
+
+    JupyterHub stops the proxy, its services and the single-user servers itself; anything still
+    alive after ``grace`` seconds (or started in a new session and orphaned) is killed by pid.
+    """
+    below = descendants(proc.pid)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    survivors = [p for p in below if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    for process in survivors:
+        try:
+            process.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, still = psutil.wait_procs(survivors, timeout=10)
+    for process in still:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    return proc.returncode if proc.returncode is not None else 0
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with ``pid`` runs (and is not a zombie)."""
+    if not pid:
+        return False
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def install_stop_signals(handler: Callable[[int], None]) -> None:
+    """Route SIGINT and SIGTERM to ``handler`` (called once with the signal number)."""
+
+    def on_signal(signum: int, frame: object) -> None:
+        handler(signum)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)

@@ -1,0 +1,73 @@
+"""Putting the machine in the state the alliance describes: accounts, groups, folders, links.
+
+Every step is idempotent and safe to re-run on each hub start and each server start.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from smartfab.alliance.models import Alliance
+from smartfab.hub import accounts
+from smartfab.hub.layout import TEAM_LINKS_DIR, Layout
+from smartfab.hub.settings import SpawnMode
+
+#: useradd/usermod lock /etc/passwd and /etc/group; the hub runs spawns concurrently
+_ACCOUNTS_LOCK = threading.Lock()
+
+
+def ensure_workspace(layout: Layout, team_id: str) -> Path:
+    """Team group, workspace account and team folder of ``team_id``; returns the folder."""
+    folder = layout.team_folder(team_id)
+    if layout.mode is SpawnMode.single:
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    group = layout.team_group(team_id)
+    owner = layout.system_user(layout.workspace_user(team_id))
+    with _ACCOUNTS_LOCK:
+        accounts.ensure_group(group)
+        accounts.ensure_user(owner, layout.home(layout.workspace_user(team_id)), group)
+    accounts.ensure_team_folder(folder, owner, group)
+    return folder
+
+
+def ensure_member(layout: Layout, hub_user: str, team_ids: Iterable[str]) -> Path:
+    """Account (system mode), home and team links of a person; returns the home folder.
+
+    In system mode the account's team groups become exactly those of ``team_ids``, so removing a
+    person from a team also removes their file access at their next server start.
+    """
+    teams = sorted(set(team_ids))
+    home = layout.home(hub_user)
+    if layout.mode is SpawnMode.system:
+        with _ACCOUNTS_LOCK:
+            account = accounts.ensure_user(layout.system_user(hub_user), home)
+            accounts.ensure_team_groups(
+                account.pw_name, {layout.team_group(t) for t in teams}, layout.prefix
+            )
+        uid, gid = account.pw_uid, account.pw_gid
+    else:
+        home.mkdir(parents=True, exist_ok=True)
+        uid, gid = os.getuid(), os.getgid()
+    links = home / TEAM_LINKS_DIR
+    links.mkdir(exist_ok=True)
+    os.chown(links, uid, gid)
+    for team_id in teams:
+        accounts.ensure_link(layout.team_link(hub_user, team_id), layout.team_folder(team_id))
+    for stale in links.iterdir():
+        if stale.is_symlink() and stale.name not in teams:
+            stale.unlink()
+    return home
+
+
+def provision_alliance(layout: Layout, alliance: Alliance) -> None:
+    """Create every team workspace and every person's account the alliance file names."""
+    layout.state.ensure()
+    for team in alliance.teams:
+        ensure_workspace(layout, team.id)
+    for name in alliance.server_owners:
+        worker_teams = [t.id for t in alliance.teams if name in t.workers]
+        ensure_member(layout, name, worker_teams)

@@ -1,0 +1,98 @@
+"""Settings of one hub deployment, shared by ``smartfab hub up`` and the JupyterHub config."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from smartfab.errors import HubError
+
+#: environment variable through which ``smartfab hub up`` hands its settings to the hub process
+SETTINGS_ENV = "SMARTFAB_HUB_SETTINGS"
+SETTINGS_FILE = "hub-settings.json"
+
+
+class SpawnMode(StrEnum):
+    """How single-user servers are isolated from each other."""
+
+    #: each hub user runs as their own system account; team folders are guarded by OS groups
+    system = "system"
+    #: every server runs as the account that runs the hub; no isolation (development only)
+    single = "single"
+
+
+def default_spawn_mode() -> SpawnMode:
+    """System accounts when running as root, one shared account otherwise."""
+    return SpawnMode.system if os.geteuid() == 0 else SpawnMode.single
+
+
+class HubSettings(BaseModel):
+    """Everything the hub process needs beyond the alliance file.
+
+    Written by ``smartfab hub up`` to ``<state_dir>/hub-settings.json`` (mode 0600) and read by
+    :func:`smartfab.hub.config.configure_hub` inside JupyterHub.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alliance_file: Path
+    state_dir: Path
+    ip: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    hub_port: int = Field(default=8081, ge=1, le=65535)
+    proxy_api_port: int = Field(default=8001, ge=1, le=65535)
+    spawn_mode: SpawnMode = Field(default_factory=default_spawn_mode)
+    account_prefix: str = Field(default="sf-", pattern=r"^[a-z][a-z0-9]{0,5}-$")
+    home_root: Path = Path("/home")
+    proxy_command: list[str] = Field(default_factory=list)
+    python_bin: Path = Field(default_factory=lambda: Path(sys.executable).parent)
+    db_url: str = ""
+    idle_timeout: int = Field(default=3600, ge=60, description="seconds before idle servers stop")
+    allowed_failed_logins: int = Field(default=5, ge=1)
+    seconds_before_next_try: int = Field(default=300, ge=1)
+
+    @property
+    def url(self) -> str:
+        """Public URL of the hub."""
+        host = "127.0.0.1" if self.ip in ("", "0.0.0.0") else self.ip
+        return f"http://{host}:{self.port}/"
+
+    @property
+    def database_url(self) -> str:
+        """SQLite in the state directory unless a database URL (PostgreSQL) was given."""
+        return self.db_url or f"sqlite:///{self.state_dir / 'jupyterhub.sqlite'}"
+
+    def save(self) -> Path:
+        """Write the settings to the state directory (mode 0600) and return the path."""
+        from smartfab.hub.state import write_private_file
+
+        path = self.state_dir / SETTINGS_FILE
+        write_private_file(path, self.model_dump_json(indent=2))
+        return path
+
+
+def load_settings(path: Path | str | None = None) -> HubSettings:
+    """Read settings written by :meth:`HubSettings.save`.
+
+    ``path`` defaults to the file named by ``$SMARTFAB_HUB_SETTINGS``.
+    """
+    if path is None:
+        env = os.environ.get(SETTINGS_ENV)
+        if not env:
+            raise HubError(
+                f"{SETTINGS_ENV} is not set: start the hub with 'smartfab hub up', "
+                "which writes the settings and points JupyterHub at them"
+            )
+        path = env
+    path = Path(path)
+    try:
+        return HubSettings.model_validate(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise HubError(f"{path}: hub settings not found") from None
+    except (json.JSONDecodeError, ValidationError) as err:
+        raise HubError(f"{path}: invalid hub settings: {err}") from err
