@@ -41,13 +41,13 @@ def hub_check(
 
 @hub_app.command("up")
 def hub_up(
-    config: Annotated[
-        Path, typer.Option("--config", help="The alliance file.")
-    ] = DEFAULT_ALLIANCE,
+    config: Annotated[Path, typer.Option("--config", help="The alliance file.")] = DEFAULT_ALLIANCE,
     state_dir: Annotated[
         Path | None,
-        typer.Option(help="Database, secrets, passwords, team folders. Default: "
-                     "/var/lib/smartfab as root, else ~/.local/share/smartfab."),
+        typer.Option(
+            help="Database, secrets, passwords, team folders. Default: "
+            "/var/lib/smartfab as root, else ~/.local/share/smartfab."
+        ),
     ] = None,
     port: Annotated[int, typer.Option(help="Public port of the proxy.")] = 8000,
     ip: Annotated[str, typer.Option(help="Address the proxy listens on.")] = "127.0.0.1",
@@ -55,8 +55,10 @@ def hub_up(
     proxy_api_port: Annotated[int, typer.Option(help="Proxy REST API port (loopback).")] = 8001,
     spawn_mode: Annotated[
         str | None,
-        typer.Option(help="'system' (one system account per user; default as root) or "
-                     "'single' (no isolation; default otherwise)."),
+        typer.Option(
+            help="'system' (one system account per user; default as root) or "
+            "'single' (no isolation; default otherwise)."
+        ),
     ] = None,
     account_prefix: Annotated[
         str, typer.Option(help="Prefix of created system accounts and groups.")
@@ -70,6 +72,19 @@ def hub_up(
     db_url: Annotated[
         str, typer.Option(help="Database URL (default: SQLite in the state dir).")
     ] = "",
+    max_failed_logins: Annotated[
+        int, typer.Option(help="Failed logins in a row before an account is locked out.")
+    ] = 5,
+    lockout_seconds: Annotated[
+        int, typer.Option(help="Seconds an account stays locked out after that.")
+    ] = 300,
+    hub_config: Annotated[
+        Path | None,
+        typer.Option(
+            help="JupyterHub config file (default: jupyterhub_config.py beside the "
+            "alliance file), e.g. hub/oidc_config.py for single sign-on."
+        ),
+    ] = None,
 ) -> None:
     """Start JupyterHub and its proxy with the alliance file; Ctrl-C stops everything.
 
@@ -78,10 +93,10 @@ def hub_up(
     from smartfab.hub.launcher import default_state_dir
     from smartfab.hub.launcher import hub_up as run_hub
     from smartfab.hub.proxy import find_proxy
-    from smartfab.hub.settings import HubSettings, default_spawn_mode
+    from smartfab.hub.settings import default_spawn_mode, hub_settings
 
     alliance_file = config.resolve()
-    settings = HubSettings(
+    settings = hub_settings(
         alliance_file=alliance_file,
         state_dir=(state_dir or default_state_dir()).resolve(),
         ip=ip,
@@ -94,8 +109,10 @@ def hub_up(
         proxy_command=find_proxy([alliance_file.parent, Path.cwd()]),
         idle_timeout=idle_timeout,
         db_url=db_url,
+        allowed_failed_logins=max_failed_logins,
+        seconds_before_next_try=lockout_seconds,
     )
-    raise typer.Exit(run_hub(settings))
+    raise typer.Exit(run_hub(settings, hub_config.resolve() if hub_config else None))
 
 
 @hub_app.command("status")
@@ -118,23 +135,15 @@ def hub_status(
 
 
 def main() -> None:
-    """Run the command line, turning smartfab errors into a message and an exit status."""
+    """Run the command line; smartfab errors become a message and a meaningful exit status.
+
+    Usage errors exit 2 (typer's standard), invalid files 2, hub errors 3, provisioning 4.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except SmartfabError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as err:
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
 
 
 if __name__ == "__main__":

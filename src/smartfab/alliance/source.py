@@ -58,8 +58,11 @@ def _construct(
             key = yaml.safe_load(yaml.serialize(key_node))
             if not isinstance(key, str | int | float | bool) and key is not None:
                 problems.append(
-                    Problem(format_path(path), "mapping keys must be plain scalars",
-                            key_node.start_mark.line + 1)
+                    Problem(
+                        format_path(path),
+                        "mapping keys must be plain scalars",
+                        key_node.start_mark.line + 1,
+                    )
                 )
                 continue
             key_line = key_node.start_mark.line + 1

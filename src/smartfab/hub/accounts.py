@@ -80,7 +80,9 @@ def ensure_private_dir(path: Path, uid: int, gid: int, mode: int) -> None:
 def managed_groups(user: str, prefix: str) -> set[str]:
     """Team groups (``<prefix>team-*``) that ``user`` is a supplementary member of."""
     team_prefix = f"{prefix}team-"
-    return {g.gr_name for g in grp.getgrall() if g.gr_name.startswith(team_prefix) and user in g.gr_mem}
+    return {
+        g.gr_name for g in grp.getgrall() if g.gr_name.startswith(team_prefix) and user in g.gr_mem
+    }
 
 
 def ensure_team_groups(user: str, wanted: set[str], prefix: str) -> bool:

@@ -76,10 +76,6 @@ def prepare(settings: HubSettings, alliance: Alliance) -> Layout:
     return layout
 
 
-def password_files(state: StateDir, alliance: Alliance) -> list[Path]:
-    return [state.passwords / p.name for p in alliance.people if (state.passwords / p.name).exists()]
-
-
 @dataclass
 class HubRun:
     """One running hub: the JupyterHub process and the facts ``smartfab hub status`` reads."""
@@ -99,7 +95,9 @@ class HubRun:
         env[SETTINGS_ENV] = str(self.settings.state_dir / "hub-settings.json")
         cmd = [sys.executable, "-m", "jupyterhub", "-f", str(self.config_file)]
         # a session of its own: the terminal's Ctrl-C reaches us, and we stop the hub in order
-        self.proc = subprocess.Popen(cmd, cwd=self.settings.state_dir, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.settings.state_dir, env=env, start_new_session=True
+        )
         url = f"{self.settings.url}hub/api/"
         wait_until_ready(url, alive=lambda: self.proc is not None and self.proc.poll() is None)
         write_private_file(
@@ -159,6 +157,8 @@ def announce(run: HubRun, alliance: Alliance) -> None:
 def hub_up(settings: HubSettings, config_file: Path | None = None, out: TextIO = sys.stdout) -> int:
     """Validate, provision and run the hub until Ctrl-C or SIGTERM; return the exit status."""
     alliance = load_alliance(settings.alliance_file)
+    if config_file is not None and not config_file.is_file():
+        raise HubError(f"{config_file}: JupyterHub config file not found")
     prepare(settings, alliance)
     run = HubRun(settings, config_file or hub_config_for(settings.alliance_file), out=out)
     install_stop_signals(run.request_stop)

@@ -56,7 +56,3 @@ class Layout:
 
     def team_folder(self, team_id: str) -> Path:
         return self.state.team_folder(team_id)
-
-    def team_link(self, hub_user: str, team_id: str) -> Path:
-        """Link in ``hub_user``'s home through which they see the team folder."""
-        return self.home(hub_user) / TEAM_LINKS_DIR / team_id

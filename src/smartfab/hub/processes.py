@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -67,16 +68,12 @@ def stop_tree(proc: subprocess.Popen[bytes], grace: float = 30.0) -> int:
             proc.wait()
     survivors = [p for p in below if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     for process in survivors:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             process.terminate()
-        except psutil.NoSuchProcess:
-            pass
     _, still = psutil.wait_procs(survivors, timeout=10)
     for process in still:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
-        except psutil.NoSuchProcess:
-            pass
     return proc.returncode if proc.returncode is not None else 0
 
 
@@ -86,7 +83,7 @@ def pid_alive(pid: int | None) -> bool:
         return False
     try:
         process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE
+        return bool(process.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 

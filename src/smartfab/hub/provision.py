@@ -48,6 +48,8 @@ def ensure_member(layout: Layout, hub_user: str, team_ids: Iterable[str]) -> Pat
             accounts.ensure_team_groups(
                 account.pw_name, {layout.team_group(t) for t in teams}, layout.prefix
             )
+        # an existing account keeps the home it was created with
+        home = Path(account.pw_dir)
         uid, gid = account.pw_uid, account.pw_gid
     else:
         home.mkdir(parents=True, exist_ok=True)
@@ -56,7 +58,7 @@ def ensure_member(layout: Layout, hub_user: str, team_ids: Iterable[str]) -> Pat
     links.mkdir(exist_ok=True)
     os.chown(links, uid, gid)
     for team_id in teams:
-        accounts.ensure_link(layout.team_link(hub_user, team_id), layout.team_folder(team_id))
+        accounts.ensure_link(links / team_id, layout.team_folder(team_id))
     for stale in links.iterdir():
         if stale.is_symlink() and stale.name not in teams:
             stale.unlink()

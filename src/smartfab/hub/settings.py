@@ -7,6 +7,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -74,6 +75,30 @@ class HubSettings(BaseModel):
         path = self.state_dir / SETTINGS_FILE
         write_private_file(path, self.model_dump_json(indent=2))
         return path
+
+
+#: command-line options whose names differ from the settings field they fill
+_OPTION_NAMES = {
+    "alliance_file": "--config",
+    "allowed_failed_logins": "--max-failed-logins",
+    "seconds_before_next_try": "--lockout-seconds",
+}
+
+
+def _option(field_name: str) -> str:
+    return _OPTION_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
+
+
+def hub_settings(**values: Any) -> HubSettings:
+    """Build settings from command-line values; a bad value is a HubError naming the option."""
+    try:
+        return HubSettings(**values)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{_option(str(e['loc'][0]))}: {e['msg']} (got {e.get('input')!r})"
+            for e in err.errors()
+        )
+        raise HubError(f"invalid hub settings: {problems}") from None
 
 
 def load_settings(path: Path | str | None = None) -> HubSettings:

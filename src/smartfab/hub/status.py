@@ -34,7 +34,8 @@ class HubStatus:
         if not self.running:
             return f"no hub runs from {self.state_dir}"
         lines = [
-            f"hub: running at {self.url} (launcher pid {self.launcher_pid}, hub pid {self.hub_pid})",
+            f"hub: running at {self.url} "
+            f"(launcher pid {self.launcher_pid}, hub pid {self.hub_pid})",
             f"spawn mode: {self.spawn_mode}",
             f"proxy: {'running' if self.proxy_running else 'NOT running'} (pid {self.proxy_pid})",
         ]

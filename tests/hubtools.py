@@ -1,21 +1,33 @@
-"""A small HTTP client for a running hub, used by the tests and the benchmark."""
+"""Running a real hub and talking to it like a browser: used by the tests and the benchmark."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
+from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_ALLIANCE = ROOT / "hub" / "alliance.yaml"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+SMARTFAB = str(Path(sys.executable).with_name("smartfab"))
 
 XSRF_FIELD = re.compile(r'name="_xsrf"\s+value="([^"]+)"')
 
 
-class LoginFailed(AssertionError):
+class LoginRefusedError(AssertionError):
     """The hub refused a login."""
 
 
@@ -29,7 +41,7 @@ class HubClient:
     token: str | None = None
 
     def login(self, user: str, password: str) -> requests.Response:
-        """Log in through the form (``_xsrf`` included); raise LoginFailed when refused."""
+        """Log in through the form (``_xsrf`` included); raise LoginRefusedError when refused."""
         page = self.session.get(f"{self.url}hub/login")
         page.raise_for_status()
         match = XSRF_FIELD.search(page.text)
@@ -40,7 +52,7 @@ class HubClient:
             allow_redirects=False,
         )
         if reply.status_code != 302:
-            raise LoginFailed(f"login of {user!r} refused with HTTP {reply.status_code}")
+            raise LoginRefusedError(f"login of {user!r} refused with HTTP {reply.status_code}")
         self.user = user
         return reply
 
@@ -106,7 +118,6 @@ async def run_in_kernel(
     kernel.raise_for_status()
     kernel_id = kernel.json()["id"]
     ws_url = api.replace("http", "ws", 1) + f"/{kernel_id}/channels"
-    from tornado.httpclient import HTTPRequest
 
     conn = await websocket_connect(HTTPRequest(ws_url, headers=headers, connect_timeout=30))
     msg_id = uuid.uuid4().hex
@@ -151,3 +162,93 @@ async def run_in_kernel(
         conn.close()
         requests.delete(f"{api}/{kernel_id}", headers=headers, timeout=30)
     return result
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (all sockets stay open until all are chosen)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        return ports
+
+
+@dataclass
+class RunningHub:
+    """A ``smartfab hub up`` process on loopback ports, with its own state directory."""
+
+    alliance: Path
+    state_dir: Path
+    home_root: Path
+    prefix: str
+    spawn_mode: str
+    extra_args: list[str] = field(default_factory=list)
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def command(self) -> list[str]:
+        port, hub_port, api_port = free_ports(3)
+        self.port = port
+        return [
+            SMARTFAB, "hub", "up",
+            "--config", str(self.alliance),
+            "--state-dir", str(self.state_dir),
+            "--home-root", str(self.home_root),
+            "--account-prefix", self.prefix,
+            "--spawn-mode", self.spawn_mode,
+            "--port", str(port),
+            "--hub-port", str(hub_port),
+            "--proxy-api-port", str(api_port),
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 90) -> None:
+        self.starts += 1
+        self.log_path = self.state_dir.parent / f"hub-{self.state_dir.name}-{self.starts}.log"
+        log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"smartfab hub up exited {self.proc.returncode}:\n{self.log()}")
+            if "is up at" in self.log():
+                with contextlib.suppress(requests.RequestException):
+                    if requests.get(f"{self.url}hub/api/", timeout=2).status_code == 200:
+                        return
+            time.sleep(0.2)
+        raise TimeoutError(f"hub not up after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self, timeout: float = 90) -> int:
+        """SIGTERM the launcher, as an operator would, and wait for it."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        return self.proc.returncode
+
+    def password(self, user: str) -> str:
+        return (self.state_dir / "initial-passwords" / user).read_text().strip()
+
+    def client(self, user: str, token: bool = True) -> HubClient:
+        """A logged-in session of ``user`` (with an API token unless ``token`` is False)."""
+        client = HubClient(self.url)
+        client.login(user, self.password(user))
+        if token:
+            client.new_token()
+        return client
