@@ -229,7 +229,7 @@ class RunningHub:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
-    def stop(self, timeout: float = 90) -> int:
+    def stop(self, timeout: float = 120) -> int:
         """SIGTERM the launcher, as an operator would, and wait for it."""
         assert self.proc is not None
         if self.proc.poll() is None:

@@ -19,7 +19,7 @@ def _describe(error: Any) -> str:
     """Turn one pydantic error into a sentence that names the bad value."""
     kind = error["type"]
     value = error.get("input")
-    loc = error["loc"]
+    loc = _error_loc(error)
     if kind == "string_pattern_mismatch" and loc and loc[-1] in ("name", "id"):
         limit = PERSON_NAME_MAX if loc[-1] == "name" else TEAM_ID_MAX
         return f"bad characters in name {value!r}: {_NAME_HINT} (at most {limit} characters)"

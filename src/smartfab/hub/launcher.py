@@ -96,7 +96,11 @@ class HubRun:
         cmd = [sys.executable, "-m", "jupyterhub", "-f", str(self.config_file)]
         # a session of its own: the terminal's Ctrl-C reaches us, and we stop the hub in order
         self.proc = subprocess.Popen(
-            cmd, cwd=self.settings.state_dir, env=env, start_new_session=True
+            cmd,
+            cwd=self.settings.state_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         url = f"{self.settings.url}hub/api/"
         wait_until_ready(url, alive=lambda: self.proc is not None and self.proc.poll() is None)

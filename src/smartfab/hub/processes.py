@@ -52,7 +52,11 @@ def descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
-def stop_tree(proc: subprocess.Popen[bytes], grace: float = 30.0) -> int:
+#: longer than JupyterHub's own shutdown of a server (SIGINT, 30 s, SIGTERM, 5 s, SIGKILL)
+STOP_GRACE_SECONDS = 60.0
+
+
+def stop_tree(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_SECONDS) -> int:
     """Ask the hub to shut down (SIGTERM), then kill whatever it left behind.
 
     JupyterHub stops the proxy, its services and the single-user servers itself; anything still

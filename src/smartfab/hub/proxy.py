@@ -24,7 +24,10 @@ def find_proxy(starts: Iterable[Path]) -> list[str]:
     ``starts`` or their parents (the project's local npm install), else ``PATH``."""
     env = os.environ.get(PROXY_ENV)
     if env:
-        return env.split()
+        command = env.split()
+        if shutil.which(command[0]) is None:
+            raise HubError(f"{PROXY_ENV}={env!r}: {command[0]} is not an executable")
+        return command
     for candidate in _candidates(Path(s).resolve() for s in starts):
         if os.access(candidate, os.X_OK):
             return [str(candidate)]

@@ -119,5 +119,7 @@ def load_settings(path: Path | str | None = None) -> HubSettings:
         return HubSettings.model_validate(json.loads(path.read_text()))
     except FileNotFoundError:
         raise HubError(f"{path}: hub settings not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise HubError(f"{path}: cannot read hub settings: {err}") from err
     except (json.JSONDecodeError, ValidationError) as err:
         raise HubError(f"{path}: invalid hub settings: {err}") from err

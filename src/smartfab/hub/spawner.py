@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,11 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
         Unicode(), help="Ids of teams: hub groups with these names own a team folder."
     ).tag(config=True)
 
+    def _default_popen_kwargs(self) -> dict[str, Any]:
+        # jupyter_server answers the hub's SIGINT with a "shut down? (y/[n])" prompt on stdin;
+        # with the operator's terminal as stdin nobody answers and the server lingers
+        return {"stdin": subprocess.DEVNULL}
+
     @property
     def layout(self) -> Layout:
         return Layout(
@@ -81,8 +87,18 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
 
     async def start(self) -> Any:
         """Provision account, groups, home and links, then start the server there."""
+        self.popen_kwargs = {**self._default_popen_kwargs(), **self.popen_kwargs}
         self.notebook_dir = await asyncio.to_thread(self._provision)
         return await super().start()
+
+    async def stop(self, now: bool = False) -> None:
+        """Stop the server with SIGTERM (then SIGKILL after ``term_timeout``).
+
+        LocalProcessSpawner sends SIGINT first, but jupyter_server only treats SIGINT as a clean
+        stop when its stdin is a terminal; otherwise SIGINT skips its cleanup and the process
+        lingers until SIGTERM anyway. SIGTERM always shuts kernels down in order.
+        """
+        await super().stop(now=True)
 
     def get_args(self) -> list[str]:
         args: list[str] = list(super().get_args())
@@ -100,10 +116,14 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
 
             return single
         become_user = set_user_setuid(self.system_user)
+        # a workspace starts in the team folder, so consoles and terminals open there too
+        start_in = self.notebook_dir if self.workspace_team is not None else None
 
         def system() -> None:
             os.umask(SERVER_UMASK)
             become_user()
+            if start_in:
+                os.chdir(start_in)
 
         return system
 
