@@ -98,6 +98,8 @@ class HubClient:
             server = (model.get("servers") or {}).get("")
             if server and server.get("ready"):
                 return dict(server)
+            if not server:
+                raise RuntimeError(f"server of {owner} is not starting (spawn failed?)")
             time.sleep(0.25)
         raise TimeoutError(f"server of {owner} not ready after {timeout} s")
 

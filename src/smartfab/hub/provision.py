@@ -24,6 +24,7 @@ def ensure_workspace(layout: Layout, team_id: str) -> Path:
     folder = layout.team_folder(team_id)
     if layout.mode is SpawnMode.single:
         folder.mkdir(parents=True, exist_ok=True)
+        layout.home(layout.workspace_user(team_id)).mkdir(parents=True, exist_ok=True)
         return folder
     group = layout.team_group(team_id)
     owner = layout.system_user(layout.workspace_user(team_id))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
-from traitlets import Enum, List, Unicode
+from traitlets import Enum, List, Unicode, default
 
 from smartfab.alliance.models import WORKSPACE_PREFIX
 from smartfab.hub.layout import Layout
@@ -49,9 +49,9 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
         Unicode(), help="Ids of teams: hub groups with these names own a team folder."
     ).tag(config=True)
 
-    def _default_popen_kwargs(self) -> dict[str, Any]:
-        # jupyter_server answers the hub's SIGINT with a "shut down? (y/[n])" prompt on stdin;
-        # with the operator's terminal as stdin nobody answers and the server lingers
+    @default("popen_kwargs")
+    def _popen_kwargs_default(self) -> dict[str, Any]:
+        # servers must never read the operator's terminal (jupyter_server prompts on it)
         return {"stdin": subprocess.DEVNULL}
 
     @property
@@ -87,7 +87,6 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
 
     async def start(self) -> Any:
         """Provision account, groups, home and links, then start the server there."""
-        self.popen_kwargs = {**self._default_popen_kwargs(), **self.popen_kwargs}
         self.notebook_dir = await asyncio.to_thread(self._provision)
         return await super().start()
 
@@ -107,17 +106,17 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
         return args
 
     def make_preexec_fn(self, name: str) -> Callable[[], None]:
+        # a workspace starts in the team folder, so consoles and terminals open there too
+        start_in = self.notebook_dir if self.workspace_team is not None else None
         if self.spawn_mode == SpawnMode.single.value:
             home = str(self.layout.home(self.user.name))
 
             def single() -> None:
                 os.umask(SERVER_UMASK)
-                os.chdir(home)
+                os.chdir(start_in or home)
 
             return single
         become_user = set_user_setuid(self.system_user)
-        # a workspace starts in the team folder, so consoles and terminals open there too
-        start_in = self.notebook_dir if self.workspace_team is not None else None
 
         def system() -> None:
             os.umask(SERVER_UMASK)

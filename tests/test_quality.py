@@ -1,0 +1,29 @@
+"""Lint and type checks run as part of the suite."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from hubtools import ROOT
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_ruff_lint() -> None:
+    done = _run("ruff", "check", "src", "tests", "bench", "hub")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ruff_format() -> None:
+    done = _run("ruff", "format", "--check", "src", "tests", "bench", "hub")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_strict() -> None:
+    done = _run("mypy")
+    assert done.returncode == 0, done.stdout + done.stderr
