@@ -13,7 +13,8 @@ pytestmark = pytest.mark.hub
 
 @pytest.fixture(scope="module")
 def sf_single_hub(sf_hub_factory: Callable[..., RunningHub]) -> Iterator[RunningHub]:
-    hub = sf_hub_factory(spawn_mode="single")
+    # also covers starting servers as new processes, without the fork server
+    hub = sf_hub_factory(spawn_mode="single", extra_args=["--no-fork-server"])
     hub.start()
     yield hub
     hub.stop()
@@ -22,6 +23,11 @@ def sf_single_hub(sf_hub_factory: Callable[..., RunningHub]) -> Iterator[Running
 def test_warns_loudly_that_isolation_is_off(sf_single_hub: RunningHub) -> None:
     assert "ISOLATION IS OFF" in sf_single_hub.log()
     assert "single-account mode" in sf_single_hub.log()
+
+
+def test_servers_are_plain_processes(sf_single_hub: RunningHub) -> None:
+    assert "Forked server" not in sf_single_hub.log()
+    assert "forkserver.sock" not in sf_single_hub.log()
 
 
 def test_member_gets_jupyterlab_and_team_folder(sf_single_hub: RunningHub) -> None:

@@ -78,6 +78,13 @@ def hub_up(
     lockout_seconds: Annotated[
         int, typer.Option(help="Seconds an account stays locked out after that.")
     ] = 300,
+    fork_server: Annotated[
+        bool,
+        typer.Option(
+            help="Fork servers from a process with Jupyter already imported "
+            "(fast); --no-fork-server starts each as a new process."
+        ),
+    ] = True,
     hub_config: Annotated[
         Path | None,
         typer.Option(
@@ -111,6 +118,7 @@ def hub_up(
         db_url=db_url,
         allowed_failed_logins=max_failed_logins,
         seconds_before_next_try=lockout_seconds,
+        fork_server=fork_server,
     )
     raise typer.Exit(run_hub(settings, hub_config.resolve() if hub_config else None))
 

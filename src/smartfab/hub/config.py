@@ -65,11 +65,11 @@ def set_spawner(c: Config, settings: HubSettings) -> None:
     c.SmartfabSpawner.account_prefix = settings.account_prefix
     c.SmartfabSpawner.home_root = str(settings.home_root)
     c.SmartfabSpawner.state_dir = str(settings.state_dir)
+    c.SmartfabSpawner.use_fork_server = settings.fork_server
     c.Spawner.cmd = [str(settings.python_bin / "jupyterhub-singleuser")]
     c.Spawner.default_url = "/lab"
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 90
-    c.Spawner.environment = {"JUPYTERHUB_SINGLEUSER_APP": "jupyter_server.serverapp.ServerApp"}
 
 
 def landing_url(handler: Any) -> str:

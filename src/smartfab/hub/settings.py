@@ -53,6 +53,9 @@ class HubSettings(BaseModel):
     proxy_command: list[str] = Field(default_factory=list)
     python_bin: Path = Field(default_factory=lambda: Path(sys.executable).parent)
     db_url: str = ""
+    fork_server: bool = Field(
+        default=True, description="fork servers from a warm process instead of starting each anew"
+    )
     idle_timeout: int = Field(default=3600, ge=60, description="seconds before idle servers stop")
     allowed_failed_logins: int = Field(default=5, ge=1)
     seconds_before_next_try: int = Field(default=300, ge=1)
