@@ -155,6 +155,8 @@ def test_members_open_and_share_the_team_workspace(
         json={"type": "file", "format": "text", "content": "spindle plan\n"},
     )
     assert saved.status_code in (200, 201), saved.text
+    page = sf_anna.session.get(f"{sf_anna.url}user/{ACME_WS}/lab")
+    assert page.status_code == 200 and "JupyterLab" in page.text  # no consent page in between
     read = sf_anna.server_api("GET", ACME_WS, "contents/plan.txt").json()
     assert read["content"] == "spindle plan\n"
     on_disk = sf_hub.state_dir / "teams" / ACME / "plan.txt"

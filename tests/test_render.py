@@ -193,7 +193,7 @@ def test_render_alliance_sets_everything(sf_alliance: Alliance) -> None:
     """render_alliance sets groups, roles (with service roles), admins, accounts, team ids."""
     c = Config()
     render_alliance(c, sf_alliance, [{"name": "svc", "scopes": []}])
-    assert set(c.JupyterHub) == {"load_groups", "load_roles"}
+    assert set(c.JupyterHub) == {"load_groups", "load_roles", "tornado_settings"}
     assert len(c.JupyterHub.load_groups) == 10
     assert c.JupyterHub.load_roles[-1]["name"] == "svc"
     assert c.Authenticator.admin_users == {"olga"}
@@ -339,3 +339,14 @@ def test_landing_url(sf_roles_of: dict[str, list[str]]) -> None:
     assert hub_config.landing_url(_handler(_user("carl"))) == "/hub/home"
     assert hub_config.landing_url(_handler(_user("nobody"))) == "/hub/home"
     assert hub_config.landing_url(_handler(None)) == ""
+
+
+def test_team_workspaces_skip_the_consent_page(sf_alliance: Alliance) -> None:
+    """Only the team workspaces' OAuth clients skip JupyterHub's authorize page."""
+    from smartfab.alliance.render import set_workspace_consent
+
+    c = Config()
+    set_workspace_consent(c, sf_alliance)
+    assert c.JupyterHub.tornado_settings["oauth_no_confirm_list"] == {
+        f"jupyterhub-user-team-{t.id}" for t in sf_alliance.teams
+    }

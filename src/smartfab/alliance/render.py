@@ -138,12 +138,29 @@ def set_team_ids(c: Config, alliance: Alliance) -> None:
     c.SmartfabSpawner.team_ids = [team.id for team in alliance.teams]
 
 
+def workspace_oauth_client(team: Team) -> str:
+    """OAuth client id JupyterHub gives the workspace server of ``team``."""
+    return f"jupyterhub-user-{team.workspace_user}"
+
+
+def set_workspace_consent(c: Config, alliance: Alliance) -> None:
+    """Members open their team workspace without JupyterHub's "authorize access" page.
+
+    The page warns before handing one's identity to *someone else's* server; a workspace is
+    the team's own, and access to it was granted by the team role in the alliance file.
+    """
+    c.JupyterHub.tornado_settings = {
+        "oauth_no_confirm_list": {workspace_oauth_client(t) for t in alliance.teams}
+    }
+
+
 def render_alliance(
     c: Config, alliance: Alliance, service_roles: list[dict[str, Any]] | None = None
 ) -> None:
     """Apply every alliance-derived setting to ``c`` (``service_roles`` join the role list)."""
     set_groups(c, alliance)
     set_roles(c, alliance, service_roles)
+    set_workspace_consent(c, alliance)
     set_admins(c, alliance)
     set_accounts(c, alliance)
     set_team_ids(c, alliance)
