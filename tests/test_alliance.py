@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from hubtools import DEMO_ALLIANCE
 from smartfab.alliance import Alliance, TeamKind, TeamRole, load_alliance
 from smartfab.errors import AllianceError
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "hub" / "alliance.yaml"
 SMARTFAB = str(Path(sys.executable).with_name("smartfab"))
 #: the line a malformed case expects in the error carries this comment
 MARK = "# <-"
@@ -70,7 +69,7 @@ def _error(path: Path) -> str:
 @pytest.fixture(scope="module")
 def sf_demo() -> Alliance:
     """The demo alliance file of the repository, loaded once."""
-    return load_alliance(DEMO)
+    return load_alliance(DEMO_ALLIANCE)
 
 
 def test_demo_counts(sf_demo: Alliance) -> None:
@@ -331,10 +330,10 @@ def _check(path: Path) -> subprocess.CompletedProcess[str]:
 
 def test_cli_check_demo_ok() -> None:
     """`smartfab hub check` on the demo file exits 0 and prints an 'ok' summary."""
-    result = _check(DEMO)
+    result = _check(DEMO_ALLIANCE)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
-        f"{DEMO}: ok (9 people, 5 teams, 7 with a server of their own)"
+        f"{DEMO_ALLIANCE}: ok (9 people, 5 teams, 7 with a server of their own)"
     )
 
 

@@ -169,9 +169,8 @@ def test_member_reaches_lab_and_team_workspace(
             lambda url: in_lab_of(WORKSPACE)(url) or is_oauth_consent(url),
             timeout=SPAWN_TIMEOUT_MS,
         )
-        if is_oauth_consent(page.url):
-            # JupyterHub asks once before letting a person into a server they do not own
-            page.get_by_role("button", name="Authorize").click()
+        # members go straight in: their team's workspace is on the hub's no-consent list
+        assert not is_oauth_consent(page.url), page.url
         wait_for_lab(page, WORKSPACE, "ben")
         listed(page, notebook)
         assert page.url.startswith(f"{hub.url}user/{WORKSPACE}/lab")

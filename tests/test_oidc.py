@@ -8,6 +8,7 @@ import pytest
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
+from hubtools import DEMO_ALLIANCE, ROOT
 from smartfab.alliance import Alliance, load_alliance
 from smartfab.errors import HubError
 from smartfab.hub.oidc import OIDCSettings, set_oidc
@@ -15,8 +16,6 @@ from smartfab.hub.oidc_authenticator import SmartfabOIDCAuthenticator
 from smartfab.hub.settings import SETTINGS_ENV, HubSettings
 from smartfab.hub.state import StateDir
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "hub" / "alliance.yaml"
 OIDC_AUTHENTICATOR = "smartfab.hub.oidc_authenticator.SmartfabOIDCAuthenticator"
 
 ENV = {
@@ -33,7 +32,7 @@ REQUIRED = sorted(ENV)
 @pytest.fixture(scope="module")
 def sf_alliance() -> Alliance:
     """The demo alliance."""
-    return load_alliance(DEMO)
+    return load_alliance(DEMO_ALLIANCE)
 
 
 @pytest.fixture
@@ -110,19 +109,25 @@ def test_callback_url_refused(url: str) -> None:
 # --------------------------------------------------------------------------------- set_oidc
 
 
+#: what the OIDC settings of the fixture must turn into, on the Config and on the authenticator
+EXPECTED_CLIENT = {
+    "client_id": "smartfab",
+    "client_secret": "s3cret",
+    "authorize_url": "https://idp.example/auth",
+    "token_url": "https://idp.example/token",
+    "userdata_url": "https://idp.example/userinfo",
+    "oauth_callback_url": "https://hub.example/hub/oauth_callback",
+    "username_claim": "preferred_username",
+    "scope": ["openid", "profile", "email"],
+}
+
+
 def test_set_oidc(sf_oidc_config: Config, sf_alliance: Alliance) -> None:
     """set_oidc selects the authenticator, the client, the alliance's people and admins."""
     c = sf_oidc_config
     section = c.SmartfabOIDCAuthenticator
     assert c.JupyterHub.authenticator_class == OIDC_AUTHENTICATOR
-    assert section.client_id == "smartfab"
-    assert section.client_secret == "s3cret"
-    assert section.authorize_url == "https://idp.example/auth"
-    assert section.token_url == "https://idp.example/token"
-    assert section.userdata_url == "https://idp.example/userinfo"
-    assert section.oauth_callback_url == "https://hub.example/hub/oauth_callback"
-    assert section.username_claim == "preferred_username"
-    assert section.scope == ["openid", "profile", "email"]
+    assert {key: section[key] for key in EXPECTED_CLIENT} == EXPECTED_CLIENT
     assert section.allowed_users == {p.name for p in sf_alliance.people}
     assert len(section.allowed_users) == 9
     assert section.admin_users == {"olga"}
@@ -133,14 +138,7 @@ def test_set_oidc(sf_oidc_config: Config, sf_alliance: Alliance) -> None:
 def test_authenticator_takes_config(sf_oidc_config: Config) -> None:
     """The OIDC authenticator built from the Config carries the configured values."""
     auth = SmartfabOIDCAuthenticator(config=sf_oidc_config)
-    assert auth.client_id == "smartfab"
-    assert auth.client_secret == "s3cret"
-    assert auth.authorize_url == "https://idp.example/auth"
-    assert auth.token_url == "https://idp.example/token"
-    assert auth.userdata_url == "https://idp.example/userinfo"
-    assert auth.oauth_callback_url == "https://hub.example/hub/oauth_callback"
-    assert auth.username_claim == "preferred_username"
-    assert auth.scope == ["openid", "profile", "email"]
+    assert {key: getattr(auth, key) for key in EXPECTED_CLIENT} == EXPECTED_CLIENT
     assert "ben" in auth.allowed_users
     assert auth.admin_users == {"olga"}
     assert auth.allow_all is False
@@ -168,7 +166,7 @@ def test_example_oidc_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     """hub/oidc_config.py loads: OIDC authenticator, alliance groups, no allow-all."""
     state = StateDir(tmp_path / "state")
     state.ensure()
-    settings = HubSettings(alliance_file=DEMO, state_dir=state.root, proxy_command=["chp"])
+    settings = HubSettings(alliance_file=DEMO_ALLIANCE, state_dir=state.root, proxy_command=["chp"])
     monkeypatch.setenv(SETTINGS_ENV, str(settings.save()))
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
@@ -188,7 +186,7 @@ def test_example_oidc_config_needs_env(tmp_path: Path, monkeypatch: pytest.Monke
     """Without the SMARTFAB_OIDC_* variables the example file fails with a HubError."""
     state = StateDir(tmp_path / "state")
     state.ensure()
-    settings = HubSettings(alliance_file=DEMO, state_dir=state.root, proxy_command=["chp"])
+    settings = HubSettings(alliance_file=DEMO_ALLIANCE, state_dir=state.root, proxy_command=["chp"])
     monkeypatch.setenv(SETTINGS_ENV, str(settings.save()))
     for name in ENV:
         monkeypatch.delenv(name, raising=False)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from traitlets.config import Config
 
+from hubtools import DEMO_ALLIANCE
 from smartfab.alliance import Alliance, TeamRole, load_alliance
 from smartfab.alliance.render import (
     BASE_USER_SCOPES,
@@ -26,21 +27,18 @@ from smartfab.hub import config as hub_config
 from smartfab.hub.settings import HubSettings, SpawnMode
 from smartfab.hub.state import StateDir
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "hub" / "alliance.yaml"
-
 
 @pytest.fixture(scope="module")
 def sf_alliance() -> Alliance:
     """The demo alliance."""
-    return load_alliance(DEMO)
+    return load_alliance(DEMO_ALLIANCE)
 
 
 @pytest.fixture
 def sf_settings(tmp_path: Path) -> HubSettings:
     """Hub settings whose state lives in tmp_path (non-default ports to see them taken)."""
     return HubSettings(
-        alliance_file=DEMO,
+        alliance_file=DEMO_ALLIANCE,
         state_dir=tmp_path / "state",
         proxy_command=["chp"],
         port=8123,

@@ -13,6 +13,7 @@ from typing import Any
 import bcrypt
 import pytest
 
+from hubtools import DEMO_ALLIANCE
 from smartfab.errors import HubError
 from smartfab.hub.authenticator import SmartfabAuthenticator
 from smartfab.hub.settings import (
@@ -24,9 +25,6 @@ from smartfab.hub.settings import (
     load_settings,
 )
 from smartfab.hub.state import StateDir, ensure_secret, write_private_file
-
-ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "hub" / "alliance.yaml"
 
 
 def _mode(path: Path) -> int:
@@ -121,7 +119,7 @@ def test_state_dir_ensure(tmp_path: Path) -> None:
 def sf_settings(tmp_path: Path) -> HubSettings:
     """Settings with a few non-default values, state in tmp_path."""
     return HubSettings(
-        alliance_file=DEMO,
+        alliance_file=DEMO_ALLIANCE,
         state_dir=tmp_path / "state",
         proxy_command=["chp", "--x"],
         port=9000,
@@ -195,7 +193,7 @@ def test_load_settings_without_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_hub_settings_bad_values(tmp_path: Path, values: dict[str, Any], option: str) -> None:
     """A bad command-line value is a HubError naming the option and the value."""
     with pytest.raises(HubError) as info:
-        hub_settings(alliance_file=DEMO, state_dir=tmp_path, **values)
+        hub_settings(alliance_file=DEMO_ALLIANCE, state_dir=tmp_path, **values)
     message = str(info.value)
     assert f"{option}: " in message
     assert repr(next(iter(values.values()))) in message
