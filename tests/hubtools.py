@@ -231,11 +231,11 @@ class RunningHub:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
-    def stop(self, timeout: float = 120) -> int:
-        """SIGTERM the launcher, as an operator would, and wait for it."""
+    def stop(self, timeout: float = 120, signum: int = signal.SIGTERM) -> int:
+        """Signal the launcher as an operator would (SIGTERM, or SIGINT for Ctrl-C); wait."""
         assert self.proc is not None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signum)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

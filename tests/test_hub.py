@@ -7,7 +7,9 @@ full denial matrix over HTTP and, as root, the operating system's isolation betw
 from __future__ import annotations
 
 import asyncio
+import grp
 import json
+import stat
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -163,6 +165,10 @@ def test_members_open_and_share_the_team_workspace(
     assert on_disk.read_text() == "spindle plan\n"
     if IS_ROOT:
         assert on_disk.stat().st_mode & 0o777 == 0o660  # shared with the team group only
+        folder = on_disk.parent.stat()
+        assert stat.S_IMODE(folder.st_mode) == 0o2770  # setgid: new files stay in the group
+        assert grp.getgrgid(folder.st_gid).gr_name == f"{sf_hub.prefix}team-{ACME}"
+        assert grp.getgrgid(on_disk.stat().st_gid).gr_name == f"{sf_hub.prefix}team-{ACME}"
 
 
 def test_members_co_edit_live(sf_ben: HubClient, sf_anna: HubClient) -> None:
@@ -363,7 +369,10 @@ def test_stop_ends_everything_and_restart_keeps_state(sf_hub: RunningHub) -> Non
     """SIGTERM stops hub, proxy and servers; a restart keeps accounts, groups and files."""
     launcher = psutil.Process(sf_hub.proc.pid if sf_hub.proc else 0)
     started = launcher.children(recursive=True)
-    assert any("jupyterhub-singleuser" in " ".join(p.cmdline()) for p in started)
+    commands = [" ".join(p.cmdline()) for p in started]
+    assert any("jupyterhub-singleuser" in c for c in commands)
+    assert any("jupyterhub_idle_culler" in c for c in commands)  # the managed culler service
+    assert any("configurable-http-proxy" in c for c in commands)
     password_before = sf_hub.password("ben")
     code = sf_hub.stop()
     assert code == 0, sf_hub.log()[-4000:]

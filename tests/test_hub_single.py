@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 
+import psutil
 import pytest
 
 from hubtools import RunningHub
@@ -17,7 +19,8 @@ def sf_single_hub(sf_hub_factory: Callable[..., RunningHub]) -> Iterator[Running
     hub = sf_hub_factory(spawn_mode="single", extra_args=["--no-fork-server"])
     hub.start()
     yield hub
-    hub.stop()
+    if hub.proc is not None and hub.proc.poll() is None:
+        hub.stop()
 
 
 def test_warns_loudly_that_isolation_is_off(sf_single_hub: RunningHub) -> None:
@@ -46,3 +49,14 @@ def test_member_gets_jupyterlab_and_team_folder(sf_single_hub: RunningHub) -> No
     # access control through the hub still holds without OS isolation
     vera = sf_single_hub.client("vera")
     assert vera.server_api("GET", "team-acme-machining", "contents").status_code == 403
+
+
+def test_ctrl_c_stops_everything(sf_single_hub: RunningHub) -> None:
+    """SIGINT (Ctrl-C in the terminal) stops the hub, the proxy and the servers it started."""
+    assert sf_single_hub.proc is not None
+    started = psutil.Process(sf_single_hub.proc.pid).children(recursive=True)
+    assert any("jupyterhub-singleuser" in " ".join(p.cmdline()) for p in started)
+    assert sf_single_hub.stop(signum=signal.SIGINT) == 0
+    _, alive = psutil.wait_procs(started, timeout=30)
+    assert not alive, [p.cmdline() for p in alive]
+    assert "smartfab hub stopped" in sf_single_hub.log()
