@@ -194,9 +194,12 @@ def test_viewer_gets_hub_home_and_403(
         log_in(page, hub, "carl")
         page.wait_for_url(f"{hub.url}hub/home")
         assert not has_lab(page)
+        page.wait_for_selector("#smartfab-viewer-home")
+        assert page.locator("#start").count() == 0  # no "Start My Server" button
+        assert "ACME Machining" in page.inner_text("#smartfab-viewer-home")
         screenshot(page, "browser-viewer-home.png")
 
-        # no server of his own either (the home page still links 'Start My Server' here)
+        # no server of his own, even when asking for it directly
         response = page.goto(f"{hub.url}hub/spawn/carl")
         assert response is not None
         assert response.status == 403, response.status

@@ -239,6 +239,17 @@ def test_non_member_cannot_use_another_persons_server(
     assert sf_ben.start_server("vera").status_code in (403, 404)
 
 
+def test_home_page_fits_the_account(sf_ben: HubClient, sf_carl: HubClient) -> None:
+    """Members see JupyterHub's server buttons; viewers see their teams and no dead button."""
+    member = sf_ben.session.get(f"{sf_ben.url}hub/home")
+    assert member.status_code == 200 and "My Server" in member.text
+    viewer = sf_carl.session.get(f"{sf_carl.url}hub/home")
+    assert viewer.status_code == 200
+    assert "My Server" not in viewer.text
+    assert "no notebook server of its own" in viewer.text
+    assert "ACME Machining (machine-tool builder)" in viewer.text
+
+
 def test_viewer_has_no_server_and_no_workspace(sf_carl: HubClient, sf_hub: RunningHub) -> None:
     """carl (viewer of ACME) can neither start a server nor open his team's workspace."""
     assert sf_carl.start_server().status_code == 403

@@ -348,3 +348,14 @@ def test_team_workspaces_skip_the_consent_page(sf_alliance: Alliance) -> None:
     assert c.JupyterHub.tornado_settings["oauth_no_confirm_list"] == {
         f"jupyterhub-user-team-{t.id}" for t in sf_alliance.teams
     }
+
+
+def test_set_pages(sf_alliance: Alliance) -> None:
+    """Our templates come first; the home page gets the team titles by group."""
+    c = Config()
+    hub_config.set_pages(c, sf_alliance)
+    assert Path(c.JupyterHub.template_paths[0], "home.html").is_file()
+    variables = c.JupyterHub.template_vars
+    assert variables["smartfab_team_titles"]["voltronic"].startswith("Voltronic")
+    assert variables["smartfab_viewer_groups"]["voltronic-viewers"].startswith("Voltronic")
+    assert c.JupyterHub.default_url is hub_config.landing_url

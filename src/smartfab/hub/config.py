@@ -7,6 +7,7 @@ on a bare traitlets ``Config`` and is unit-tested that way.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from traitlets.config import Config
@@ -85,10 +86,19 @@ def landing_url(handler: Any) -> str:
     return str(handler.hub.base_url) + "home"
 
 
+TEMPLATES = Path(__file__).with_name("templates")
+
+
 def set_pages(c: Config, alliance: Alliance) -> None:
-    """Landing page per user and the alliance's name on the hub pages."""
+    """Landing page per user, the alliance's name, and a home page that fits viewers."""
     c.JupyterHub.default_url = landing_url
-    c.JupyterHub.template_vars = {"announcement_login": alliance.alliance.name}
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    c.JupyterHub.template_vars = {
+        "announcement_login": alliance.alliance.name,
+        "smartfab_alliance": alliance.alliance.name,
+        "smartfab_team_titles": {team.id: team.title for team in alliance.teams},
+        "smartfab_viewer_groups": {team.viewers_group: team.title for team in alliance.teams},
+    }
 
 
 def service_definitions(settings: HubSettings, status_token: str) -> list[dict[str, Any]]:
