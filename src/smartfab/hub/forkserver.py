@@ -89,14 +89,18 @@ def _reap(signum: int, frame: object) -> None:
             pass
 
 
-def _become(request: LaunchRequest) -> None:
-    """In the child: drop to the user, like JupyterHub's ``set_user_setuid``."""
-    if os.getuid() != request.uid:
-        os.setgid(request.gid)
-        os.setgroups(request.groups)
-        os.setuid(request.uid)
-    os.umask(request.umask)
-    os.chdir(request.cwd)
+def become(uid: int, gid: int, groups: list[int], umask: int, cwd: str) -> None:
+    """In a new server process: become the user, like JupyterHub's ``set_user_setuid``.
+
+    Unlike it, a failure to set the supplementary groups is an error, never a server that runs
+    with the groups of root.
+    """
+    if os.getuid() != uid:
+        os.setgid(gid)
+        os.setgroups(groups)
+        os.setuid(uid)
+    os.umask(umask)
+    os.chdir(cwd)
 
 
 def _run_child(request: LaunchRequest, listener: socket.socket, conn: socket.socket) -> None:
@@ -111,7 +115,7 @@ def _run_child(request: LaunchRequest, listener: socket.socket, conn: socket.soc
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
-        _become(request)
+        become(request.uid, request.gid, request.groups, request.umask, request.cwd)
         os.environ.clear()
         os.environ.update(request.env)
         sys.argv = list(request.argv)

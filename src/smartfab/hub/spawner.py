@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import pwd
 import subprocess
@@ -11,13 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from jupyterhub.spawner import LocalProcessSpawner, set_user_setuid
+from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import random_port
 from traitlets import Bool, Enum, List, Unicode, default
 
 from smartfab.alliance.models import WORKSPACE_PREFIX
 from smartfab.errors import HubError
-from smartfab.hub.forkserver import MODE_VARIABLES, ForkServer, LaunchRequest
+from smartfab.hub.forkserver import MODE_VARIABLES, ForkServer, LaunchRequest, become
 from smartfab.hub.layout import Layout
 from smartfab.hub.provision import ensure_member, ensure_workspace
 from smartfab.hub.settings import SpawnMode
@@ -65,7 +66,7 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
     #: one fork server per hub process, started on the first spawn
     _fork_server: ClassVar[ForkServer | None] = None
     _fork_server_lock: ClassVar[asyncio.Lock | None] = None
-    use_fork_server_failed: ClassVar[bool] = False
+    _fork_server_failed: ClassVar[bool] = False
 
     @default("popen_kwargs")
     def _popen_kwargs_default(self) -> dict[str, Any]:
@@ -106,36 +107,31 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
     async def start(self) -> Any:
         """Provision account, groups, home and links, then start the server there."""
         self.notebook_dir = await asyncio.to_thread(self._provision)
-        if not self._can_fork():
-            return await super().start()
         if self.port == 0:
-            self.port = random_port()
+            self.port = random_port()  # before get_env(): the environment carries the URL
         env = self.get_env()
-        request = LaunchRequest(
-            argv=[*self.cmd, *self.get_args()],
-            env=env,
-            cwd=self._start_dir(),
-            umask=SERVER_UMASK,
-            **self._ids(),
-        )
+        if not self._can_fork(env):
+            return await super().start()
         try:
             server = await self._get_fork_server()
         except HubError as err:
             self.log.warning("Starting servers without the fork server: %s", err)
-            type(self).use_fork_server_failed = True
+            type(self)._fork_server_failed = True
             return await super().start()
+        request = LaunchRequest(
+            argv=[*self.cmd, *self.get_args()], env=env, umask=SERVER_UMASK, **self._identity()
+        )
         self.pid = await server.launch(request)
         self.proc = None
         self.log.info("Forked server for %s as pid %i", self.user.name, self.pid)
         return (self.ip or "127.0.0.1", self.port)
 
-    def _can_fork(self) -> bool:
+    def _can_fork(self, env: dict[str, str]) -> bool:
         """The fork server runs this environment's jupyterhub-singleuser in its default mode."""
         singleuser = str(Path(sys.executable).parent / "jupyterhub-singleuser")
-        env = self.get_env()
         return (
             self.use_fork_server
-            and not type(self).use_fork_server_failed
+            and not type(self)._fork_server_failed
             and list(self.cmd) == [singleuser]
             and not self.shell_cmd
             and not any(env.get(name) for name in MODE_VARIABLES)
@@ -152,19 +148,27 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
                 cls._fork_server = server
             return cls._fork_server
 
-    def _start_dir(self) -> str:
+    def _identity(self) -> dict[str, Any]:
+        """Who the server runs as and where it starts: its home, or a workspace's team folder
+        (so consoles and terminals open there too)."""
+        if self.spawn_mode == SpawnMode.single.value:
+            identity: dict[str, Any] = {
+                "uid": os.getuid(),
+                "gid": os.getgid(),
+                "groups": os.getgroups(),
+                "cwd": str(self.layout.home(self.user.name)),
+            }
+        else:
+            account = pwd.getpwnam(self.system_user)
+            identity = {
+                "uid": account.pw_uid,
+                "gid": account.pw_gid,
+                "groups": os.getgrouplist(account.pw_name, account.pw_gid),
+                "cwd": account.pw_dir,
+            }
         if self.workspace_team is not None:
-            return str(self.notebook_dir)
-        if self.spawn_mode == SpawnMode.single.value:
-            return str(self.layout.home(self.user.name))
-        return pwd.getpwnam(self.system_user).pw_dir
-
-    def _ids(self) -> dict[str, Any]:
-        if self.spawn_mode == SpawnMode.single.value:
-            return {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups()}
-        account = pwd.getpwnam(self.system_user)
-        groups = os.getgrouplist(account.pw_name, account.pw_gid)
-        return {"uid": account.pw_uid, "gid": account.pw_gid, "groups": groups}
+            identity["cwd"] = str(self.notebook_dir)
+        return identity
 
     async def stop(self, now: bool = False) -> None:
         """Stop the server with SIGTERM (then SIGKILL after ``term_timeout``).
@@ -182,25 +186,8 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
         return args
 
     def make_preexec_fn(self, name: str) -> Callable[[], None]:
-        # a workspace starts in the team folder, so consoles and terminals open there too
-        start_in = self.notebook_dir if self.workspace_team is not None else None
-        if self.spawn_mode == SpawnMode.single.value:
-            home = str(self.layout.home(self.user.name))
-
-            def single() -> None:
-                os.umask(SERVER_UMASK)
-                os.chdir(start_in or home)
-
-            return single
-        become_user = set_user_setuid(self.system_user)
-
-        def system() -> None:
-            os.umask(SERVER_UMASK)
-            become_user()
-            if start_in:
-                os.chdir(start_in)
-
-        return system
+        """For servers started as new processes: the same identity as forked ones."""
+        return functools.partial(become, umask=SERVER_UMASK, **self._identity())
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
         if self.spawn_mode == SpawnMode.single.value:
