@@ -332,8 +332,12 @@ def end_leftovers(processes: list[psutil.Process], timeout: float = 30) -> None:
         proc.kill()
 
 
-def run(users: int, timeout: float) -> dict[str, Any]:
-    """One benchmark run; always cleans up what it created."""
+def run(users: int, timeout: float, fork_server: bool = True) -> dict[str, Any]:
+    """One benchmark run; always cleans up what it created.
+
+    ``fork_server=False`` is the baseline: every server started as a new process, the way
+    JupyterHub's LocalProcessSpawner starts them.
+    """
     base = Path(tempfile.mkdtemp(prefix="smartfab-bench-", dir="/tmp"))
     base.chmod(0o755)  # the system accounts traverse it to their homes
     prefix = account_prefix()
@@ -348,6 +352,7 @@ def run(users: int, timeout: float) -> dict[str, Any]:
         home_root=base / "home",
         prefix=prefix,
         spawn_mode=spawn_mode,
+        extra_args=[] if fork_server else ["--no-fork-server"],
     )
     cancel = threading.Event()
     admin: HubClient | None = None
@@ -375,7 +380,9 @@ def run(users: int, timeout: float) -> dict[str, Any]:
                     go.abort()
                     raise
         samples, missing = sample_servers(admin, hub.proc.pid, members)
-        return summarize(results, samples, missing, teams, spawn_mode, load)
+        figures = summarize(results, samples, missing, teams, spawn_mode, load)
+        figures["server_start"] = "fork server" if fork_server else "new process (baseline)"
+        return figures
     finally:
         cancel.set()
         if hub.proc is not None and hub.proc.poll() is None:
@@ -398,20 +405,46 @@ def run(users: int, timeout: float) -> dict[str, Any]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def comparison(ours: dict[str, Any], baseline: dict[str, Any]) -> str:
+    """One line: the baseline's p95 spawn time over ours."""
+    mine, theirs = ours["spawn_s"]["p95"], baseline["spawn_s"]["p95"]
+    ratio = "n/a" if not mine or theirs is None else f"{theirs / mine:.1f}x"
+    return (
+        f"baseline (each server a new process, as JupyterHub's LocalProcessSpawner): "
+        f"p95 {_s(theirs)}, {baseline['failures']} failures, CPU per start "
+        f"{_s(baseline['cpu_s_per_server_start']['mean'])}\n"
+        f"smartfab (fork server): p95 {_s(mine)}, {ours['failures']} failures, CPU per start "
+        f"{_s(ours['cpu_s_per_server_start']['mean'])}\n"
+        f"ratio baseline/smartfab p95: {ratio}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the report (or JSON); exit 0 on PASS, 1 on FAIL."""
+    """Run smartfab and the baseline, print both and their ratio; exit 0 when ours passes."""
     parser = argparse.ArgumentParser(description="N people start their hub servers at once.")
     parser.add_argument("--users", type=int, default=20, help="people who spawn at once (20)")
     parser.add_argument(
         "--timeout", type=float, default=SPAWN_TIMEOUT_S, help="seconds before a spawn fails"
     )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the run without the fork server"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if args.users < 1:
         parser.error("--users must be at least 1")
-    figures = run(args.users, args.timeout)
-    print(json.dumps(figures, indent=2) if args.json else report(figures))
-    return 0 if figures["target"]["result"] == "PASS" else 1
+    ours = run(args.users, args.timeout, fork_server=True)
+    baseline = None if args.no_baseline else run(args.users, args.timeout, fork_server=False)
+    if args.json:
+        print(json.dumps({"smartfab": ours, "baseline": baseline}, indent=2))
+    else:
+        print(report(ours))
+        if baseline is not None:
+            print()
+            print(report(baseline).replace("smartfab spawn benchmark", "baseline spawn benchmark"))
+            print()
+            print(comparison(ours, baseline))
+    return 0 if ours["target"]["result"] == "PASS" else 1
 
 
 if __name__ == "__main__":
