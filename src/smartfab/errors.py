@@ -73,3 +73,43 @@ class ProvisioningError(SmartfabError):
     """A system account, group or folder could not be put in the required state."""
 
     exit_code = 4
+
+
+class DatasetError(SmartfabError):
+    """A dataset cannot be listed, built, opened or verified as asked."""
+
+    exit_code = 5
+
+
+class UnknownDatasetError(DatasetError):
+    """No card has the requested dataset id."""
+
+    def __init__(self, dataset_id: str, known: Sequence[str]) -> None:
+        self.dataset_id = dataset_id
+        hint = f"; known: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"unknown dataset {dataset_id!r}{hint}")
+
+
+class ChecksumError(DatasetError):
+    """A file's content is not what was curated: it is never silently replaced."""
+
+    def __init__(self, path: Path | str, expected: str, actual: str) -> None:
+        self.path = str(path)
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{self.path}: sha256 mismatch: expected {expected}, got {actual}. The file was "
+            "changed or corrupted; it was not used. Remove it and build or fetch it again."
+        )
+
+
+class DatasetAccessError(DatasetError):
+    """The dataset is restricted to teams the current user is not in."""
+
+    exit_code = 6
+
+
+class ParameterError(DatasetError):
+    """Parameters given to a generator or loader are invalid."""
+
+    exit_code = 2

@@ -1,0 +1,1 @@
+"""Physics-grounded simulators of machines, one module per machine family."""

@@ -1,0 +1,1 @@
+"""Readers of public machine datasets from local copies in their upstream formats."""
