@@ -277,7 +277,7 @@ def test_empty_file(sf_write: Callable[[str], Path]) -> None:
 def test_top_level_not_mapping(sf_write: Callable[[str], Path]) -> None:
     """A file whose top level is a list is refused."""
     path = sf_write("- ana\n- bob\n")
-    assert f"{path}: the file must hold a mapping at top level" in _error(path)
+    assert f"{path}:1: the file must hold a mapping, not a list" in _error(path)
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -5,21 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from smartfab.alliance.checks import check_alliance
 from smartfab.alliance.models import PERSON_NAME_MAX, TEAM_ID_MAX, Alliance
-from smartfab.alliance.source import YamlDocument, format_path, load_yaml_document
-from smartfab.errors import AllianceError, ConfigFileError, Problem
+from smartfab.errors import AllianceError, ConfigFileError
+from smartfab.yamlfile import YamlDocument, load_yaml_document, problem_at, validate_document
 
 _NAME_HINT = "use lowercase letters, digits and single hyphens, starting with a letter"
 
 
-def _describe(error: Any) -> str:
-    """Turn one pydantic error into a sentence that names the bad value."""
+def _describe(error: dict[str, Any], loc: tuple[str | int, ...]) -> str | None:
+    """Alliance-specific wording for names and roles; None for the generic sentence."""
     kind = error["type"]
     value = error.get("input")
-    loc = _error_loc(error)
     if kind == "string_pattern_mismatch" and loc and loc[-1] in ("name", "id"):
         limit = PERSON_NAME_MAX if loc[-1] == "name" else TEAM_ID_MAX
         return f"bad characters in name {value!r}: {_NAME_HINT} (at most {limit} characters)"
@@ -28,42 +25,24 @@ def _describe(error: Any) -> str:
     if kind == "enum" and len(loc) >= 2 and loc[-2] == "members":
         hint = " ('admin' is set per person: people[].admin: true)" if value == "admin" else ""
         return f"bad role {value!r}: use lead, member or viewer{hint}"
-    if kind == "extra_forbidden":
-        return "unknown field"
-    if kind == "missing":
-        return "required field is missing"
-    shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
-    return f"{error['msg']}{shown}"
-
-
-def _problem(doc: YamlDocument, loc: tuple[str | int, ...], message: str) -> Problem:
-    return Problem(format_path(loc), message, doc.line_of(loc))
-
-
-def _error_loc(error: Any) -> tuple[str | int, ...]:
-    loc = tuple(error["loc"])
-    # dict keys that fail their own validation are reported as "<key>:[key]" by pydantic
-    return tuple(part for part in loc if part != "[key]")
+    return None
 
 
 def parse_alliance(doc: YamlDocument) -> Alliance:
     """Validate parsed YAML as an alliance.
+
+    Field problems are reported first; rules that relate fields to each other (unknown members,
+    duplicate ids, partners) are checked once every field is valid.
 
     Raises
     ------
     AllianceError
         Listing every problem with its field path and line.
     """
-    if not isinstance(doc.data, dict):
-        raise AllianceError(doc.source, [Problem("", "the file must hold a mapping at top level")])
-    try:
-        alliance = Alliance.model_validate(doc.data)
-    except ValidationError as err:
-        problems = [_problem(doc, _error_loc(e), _describe(e)) for e in err.errors()]
-        raise AllianceError(doc.source, problems) from None
+    alliance = validate_document(doc, Alliance, AllianceError, _describe)
     findings = check_alliance(alliance)
     if findings:
-        raise AllianceError(doc.source, [_problem(doc, loc, msg) for loc, msg in findings])
+        raise AllianceError(doc.source, [problem_at(doc, loc, msg) for loc, msg in findings])
     return alliance
 
 

@@ -1,4 +1,4 @@
-"""Reading YAML configuration files with line numbers for every field path.
+"""Reading and validating YAML files (alliance file, dataset cards) with a line for every field.
 
 PyYAML silently keeps the last of two equal keys; for files that define identities (team ids,
 user names) that would hide mistakes, so this loader refuses duplicate keys and remembers where
@@ -7,13 +7,19 @@ each value stands in the file, so validation errors can point to a line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from smartfab.errors import ConfigFileError, Problem
+
+M = TypeVar("M", bound=BaseModel)
+#: a file-specific wording for a pydantic error at a location, or None for the generic one
+Describe = Callable[[dict[str, Any], tuple[str | int, ...]], str | None]
 
 
 @dataclass
@@ -118,3 +124,47 @@ def load_yaml_document(path: Path) -> YamlDocument:
     if problems:
         raise ConfigFileError(source, problems)
     return YamlDocument(source=source, data=data, lines=lines)
+
+
+def error_location(error: dict[str, Any]) -> tuple[str | int, ...]:
+    """Field path of a pydantic error (dict keys that fail validation carry a '[key]' part)."""
+    return tuple(part for part in error["loc"] if part != "[key]")
+
+
+def describe_error(error: dict[str, Any]) -> str:
+    """A generic sentence for a pydantic error that names the offending value."""
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    shown = f" (got {value!r})" if not isinstance(value, dict | list) else ""
+    return f"{error['msg']}{shown}"
+
+
+def problem_at(doc: YamlDocument, loc: tuple[str | int, ...], message: str) -> Problem:
+    """A problem at field path ``loc`` of ``doc``, with its line."""
+    return Problem(format_path(loc), message, doc.line_of(loc))
+
+
+def validate_document(
+    doc: YamlDocument,
+    model: type[M],
+    error: type[ConfigFileError] = ConfigFileError,
+    describe: Describe | None = None,
+) -> M:
+    """Validate ``doc`` as ``model``; raise ``error`` listing every problem with path and line."""
+    if not isinstance(doc.data, dict):
+        found = type(doc.data).__name__
+        raise error(doc.source, [Problem("", f"the file must hold a mapping, not a {found}", 1)])
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as err:
+        problems = []
+        for item in err.errors():
+            entry: dict[str, Any] = dict(item)
+            loc = error_location(entry)
+            message = (describe(entry, loc) if describe else None) or describe_error(entry)
+            problems.append(problem_at(doc, loc, message))
+        raise error(doc.source, problems) from None
