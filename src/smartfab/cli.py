@@ -18,6 +18,15 @@ app = typer.Typer(
 hub_app = typer.Typer(help="Run and inspect the alliance hub.", no_args_is_help=True)
 app.add_typer(hub_app, name="hub")
 
+
+def _add_datasets() -> None:
+    from smartfab.datasets.commands import app as datasets_app
+
+    app.add_typer(datasets_app, name="datasets")
+
+
+_add_datasets()
+
 DEFAULT_ALLIANCE = Path("hub/alliance.yaml")
 
 

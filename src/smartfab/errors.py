@@ -35,8 +35,11 @@ class Problem:
     path: str
     message: str
     line: int | None = None
+    #: the file, when problems of several files are reported together
+    source: str | None = None
 
     def render(self, source: str) -> str:
+        source = self.source or source
         where = f"{source}:{self.line}" if self.line else source
         field = f" {self.path}:" if self.path else ""
         return f"{where}:{field} {self.message}"

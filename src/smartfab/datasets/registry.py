@@ -8,7 +8,7 @@ own; the registry is read when first asked, never at import time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -82,6 +82,18 @@ class Registry:
 
     _generators: dict[str, Generator[Any]] | None = field(default=None, init=False)
     _loaders: dict[str, Loader[Any]] | None = field(default=None, init=False)
+
+    @classmethod
+    def of(
+        cls,
+        generators: Sequence[Generator[Any]] = (),
+        loaders: Sequence[Loader[Any]] = (),
+    ) -> Registry:
+        """A registry of exactly these builders (no entry points), e.g. for tests."""
+        registry = cls()
+        registry._generators = {g.name: g for g in generators}
+        registry._loaders = {loader.name: loader for loader in loaders}
+        return registry
 
     @staticmethod
     def _load(group: str, kind: type) -> dict[str, Any]:

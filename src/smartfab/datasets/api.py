@@ -1,0 +1,57 @@
+"""The library API: ``smartfab.datasets.list()``, ``.info(id)``, ``.open(id, **params)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import xarray as xr
+
+from smartfab.datasets.cards import DatasetCard
+from smartfab.datasets.catalog import Catalog
+
+_default: Catalog | None = None
+
+
+def catalog() -> Catalog:
+    """The catalog of this process: cards and data directory from the environment.
+
+    Created on first use (``$SMARTFAB_CARDS_DIR``, ``$SMARTFAB_DATA_DIR``, and inside the hub
+    the user's teams), then reused.
+    """
+    global _default
+    if _default is None:
+        _default = Catalog()
+    return _default
+
+
+def list_datasets() -> list[DatasetCard]:
+    """Cards of every dataset you may use.
+
+    Examples
+    --------
+    >>> [card.id for card in smartfab.datasets.list()]  # doctest: +SKIP
+    """
+    return catalog().available()
+
+
+def info(dataset_id: str) -> DatasetCard:
+    """The card of one dataset: provenance, variables and units, ground truth, tasks, files."""
+    return catalog().info(dataset_id)
+
+
+def open_dataset(dataset_id: str, **parameters: Any) -> xr.Dataset:
+    """Open a dataset as a lazy ``xarray.Dataset``, checked against its curated sha256.
+
+    Parameters
+    ----------
+    dataset_id:
+        An id from :func:`list_datasets`.
+    **parameters:
+        Generator parameters that differ from the card's (synthetic datasets only); the
+        variant is built once and cached.
+
+    See Also
+    --------
+    smartfab.datasets.catalog.Catalog.open
+    """
+    return catalog().open(dataset_id, **parameters)

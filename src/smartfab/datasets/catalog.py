@@ -1,0 +1,297 @@
+"""The catalog: cards, builds cached in a data directory, checksums, access.
+
+``Catalog.open(id)`` returns a lazy, dask-chunked ``xarray.Dataset`` after checking that the
+file it reads has the sha256 that was curated (the card's pin for default builds and shipped
+samples, the hash recorded at build time for parameter variants). A mismatch is an error that
+names the file and both hashes; nothing is ever silently rebuilt over it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import xarray as xr
+
+from smartfab.datasets.access import AccessPolicy
+from smartfab.datasets.cards import DatasetCard, FileEntry, Kind, load_cards
+from smartfab.datasets.registry import Registry
+from smartfab.errors import ChecksumError, DatasetError, UnknownDatasetError
+
+#: samples per chunk along ``time`` (about 0.5 MB of float64): big enough for fast reads
+TIME_CHUNK = 65536
+NETCDF_ENGINE: Final = "h5netcdf"
+HASH_BLOCK = 8 << 20
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in large blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_data_dir() -> Path:
+    """``$SMARTFAB_DATA_DIR``, else ``~/.cache/smartfab/datasets``."""
+    env = os.environ.get("SMARTFAB_DATA_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "smartfab" / "datasets"
+
+
+def default_cards_dir() -> Path:
+    """``$SMARTFAB_CARDS_DIR``, else the cards installed with the package, else the checkout's
+    ``datasets/`` folder."""
+    env = os.environ.get("SMARTFAB_CARDS_DIR")
+    if env:
+        return Path(env)
+    packaged = Path(__file__).with_name("_catalog")
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "datasets"
+
+
+def variant_key(parameters: dict[str, Any]) -> str:
+    """Short stable key of non-default build parameters."""
+    text = json.dumps(parameters, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def write_netcdf(ds: xr.Dataset, path: Path) -> None:
+    """Write ``ds`` atomically, chunked along ``time`` for fast windowed reads."""
+    encoding: dict[str, dict[str, Any]] = {}
+    for name, var in ds.variables.items():
+        if "time" in var.dims and var.ndim >= 1:
+            chunks = tuple(
+                min(TIME_CHUNK, size) if dim == "time" else size
+                for dim, size in zip(var.dims, var.shape, strict=True)
+            )
+            encoding[str(name)] = {"chunksizes": chunks}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine=NETCDF_ENGINE, encoding=encoding)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Verified:
+    """Outcome of checking one file."""
+
+    dataset: str
+    path: str
+    expected: str | None
+    actual: str | None
+    status: str  # "ok", "mismatch", "missing", "unpinned"
+
+
+@dataclass
+class Catalog:
+    """Cards in ``cards_dir``, builds in ``data_dir``, checked against ``access``."""
+
+    cards_dir: Path = field(default_factory=default_cards_dir)
+    data_dir: Path = field(default_factory=default_data_dir)
+    access: AccessPolicy = field(default_factory=AccessPolicy.from_environment)
+    registry: Registry = field(default_factory=Registry)
+    _cards: dict[str, DatasetCard] | None = field(default=None, init=False, repr=False)
+
+    # -- cards ----------------------------------------------------------------------------------
+
+    @property
+    def cards(self) -> dict[str, DatasetCard]:
+        """Every card, validated (read once)."""
+        if self._cards is None:
+            self._cards = load_cards(self.cards_dir)
+        return self._cards
+
+    def card(self, dataset_id: str) -> DatasetCard:
+        try:
+            return self.cards[dataset_id]
+        except KeyError:
+            raise UnknownDatasetError(dataset_id, list(self.cards)) from None
+
+    def available(self) -> list[DatasetCard]:
+        """Cards of the datasets the current user may use, sorted by id."""
+        return [c for _, c in sorted(self.cards.items()) if self.access.allows(c)]
+
+    def info(self, dataset_id: str) -> DatasetCard:
+        """The card of ``dataset_id`` (refused for restricted datasets of other teams)."""
+        card = self.card(dataset_id)
+        self.access.check(card)
+        return card
+
+    # -- where files live -----------------------------------------------------------------------
+
+    def build_path(self, card: DatasetCard, parameters: dict[str, Any] | None = None) -> Path:
+        """Where the build of ``card`` with ``parameters`` (None: the card's own) lives."""
+        folder = self.data_dir / card.id / card.version
+        if not parameters:
+            return folder / f"{card.id}.nc"
+        return folder / f"{card.id}-{variant_key(parameters)}.nc"
+
+    def sample_path(self, entry: FileEntry) -> Path:
+        return self.cards_dir / "samples" / entry.name
+
+    def expected_hash(self, card: DatasetCard, path: Path, pinned: bool) -> str | None:
+        """The card's pin for default builds, else the hash recorded beside the build."""
+        if pinned and card.files and card.kind is Kind.synthetic:
+            return card.files[0].sha256
+        record = path.with_name(path.name + ".sha256")
+        return record.read_text().split()[0] if record.exists() else None
+
+    # -- build ----------------------------------------------------------------------------------
+
+    def build(
+        self,
+        dataset_id: str,
+        source: Path | None = None,
+        force: bool = False,
+        progress: bool = False,
+        **parameters: Any,
+    ) -> Path:
+        """Build ``dataset_id`` into the data directory (synthetic: generate; external: convert
+        the local upstream copy at ``source``); return the file.
+
+        A default build of a synthetic dataset must reproduce the card's sha256: otherwise the
+        new file is discarded and a ChecksumError explains why.
+        """
+        card = self.info(dataset_id)
+        if card.kind is Kind.sample:
+            return self.sample_path(card.files[0])
+        path = self.build_path(card, parameters)
+        if path.exists() and not force:
+            return path
+        with BuildProgress(progress, card.id) as stage:
+            stage("generate" if card.kind is Kind.synthetic else "convert")
+            ds = self._make(card, source, parameters)
+            stage("write")
+            write_netcdf(ds, path)
+            stage("checksum")
+            actual = sha256_of(path)
+        pinned = self.expected_hash(card, path, pinned=not parameters)
+        if not parameters and card.kind is Kind.synthetic and pinned and pinned != actual:
+            path.unlink()
+            raise ChecksumError(path, pinned, actual)
+        path.with_name(path.name + ".sha256").write_text(f"{actual}  {path.name}\n")
+        return path
+
+    def _make(self, card: DatasetCard, source: Path | None, parameters: dict[str, Any]) -> Any:
+        origin = card.provenance
+        values = {**origin.parameters, **parameters}
+        if card.kind is Kind.synthetic:
+            generator = self.registry.generator(origin.generator or "")
+            seed = int(values.pop("seed", origin.seed or 0))
+            return generator(seed=seed, **values)
+        if source is None:
+            upstream = origin.upstream.source if origin.upstream else "its upstream data"
+            raise DatasetError(
+                f"{card.id} is read from a local copy of {upstream}: "
+                f"smartfab datasets build {card.id} --source PATH"
+            )
+        return self.registry.loader(origin.loader or "")(source, **values)
+
+    # -- open and verify ------------------------------------------------------------------------
+
+    def open(self, dataset_id: str, **parameters: Any) -> xr.Dataset:
+        """The dataset as a lazy ``xarray.Dataset`` chunked along ``time``.
+
+        Synthetic datasets are built on first use (and for new ``parameters``); external ones
+        must have been built from a local copy. Raises ChecksumError when the file on disk is
+        not the curated one.
+        """
+        card = self.info(dataset_id)
+        if card.kind is Kind.sample:
+            entry = card.files[0]
+            path = self.sample_path(entry)
+            expected: str | None = entry.sha256
+        else:
+            path = self.build_path(card, parameters)
+            if not path.exists():
+                if card.kind is Kind.external:
+                    raise DatasetError(
+                        f"{card.id} has not been built here: "
+                        f"smartfab datasets build {card.id} --source PATH"
+                    )
+                self.build(dataset_id, **parameters)
+            expected = self.expected_hash(card, path, pinned=not parameters)
+        actual = sha256_of(path)
+        if expected is None:
+            raise DatasetError(f"{path}: no recorded sha256; rebuild it with --force")
+        if actual != expected:
+            raise ChecksumError(path, expected, actual)
+        # chunks={}: dask follows the file's own chunks, written along time by write_netcdf
+        ds = xr.open_dataset(path, engine=NETCDF_ENGINE, chunks={})
+        ds.attrs["smartfab_sha256"] = actual
+        return ds
+
+    def verify(self, dataset_ids: Iterable[str] | None = None) -> list[Verified]:
+        """Check every built or shipped file of the given (default: all visible) datasets."""
+        ids = list(dataset_ids) if dataset_ids is not None else [c.id for c in self.available()]
+        results: list[Verified] = []
+        for dataset_id in ids:
+            card = self.info(dataset_id)
+            candidates: list[tuple[Path, str | None]]
+            if card.kind is Kind.sample:
+                candidates = [(self.sample_path(e), e.sha256) for e in card.files]
+            else:
+                folder = self.data_dir / card.id / card.version
+                default = self.build_path(card)
+                builds = sorted(folder.glob("*.nc")) if folder.is_dir() else []
+                if default not in builds:
+                    builds.insert(0, default)
+                candidates = [(p, self.expected_hash(card, p, pinned=p == default)) for p in builds]
+            for path, expected in candidates:
+                results.append(_verify_file(card.id, path, expected))
+        return results
+
+
+def _verify_file(dataset_id: str, path: Path, expected: str | None) -> Verified:
+    if not path.exists():
+        return Verified(dataset_id, str(path), expected, None, "missing")
+    actual = sha256_of(path)
+    if expected is None:
+        return Verified(dataset_id, str(path), None, actual, "unpinned")
+    status = "ok" if actual == expected else "mismatch"
+    return Verified(dataset_id, str(path), expected, actual, status)
+
+
+class BuildProgress:
+    """A progress bar over the stages of a build, shown only when it lasts over a second."""
+
+    STAGES = 3
+
+    def __init__(self, enabled: bool, name: str) -> None:
+        self.enabled = enabled
+        self.name = name
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.STAGES, desc=f"build {self.name}", delay=1.0, unit="step")
+        return self._stage
+
+    def _stage(self, label: str) -> None:
+        """Mark the previous stage done and show ``label`` as running."""
+        if self.bar is not None:
+            if self.bar.postfix:
+                self.bar.update(1)
+            self.bar.set_postfix_str(label)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            if exc[0] is None:
+                self.bar.update(self.bar.total - self.bar.n)
+            self.bar.close()
