@@ -26,6 +26,9 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _catalog(data_dir: Path | None, cards_dir: Path | None) -> Catalog:
+    # imported here: xarray and friends are not needed for `smartfab --help` or hub commands
+    from smartfab.datasets.catalog import Catalog, default_cards_dir, default_data_dir
+
     return Catalog(
         cards_dir=cards_dir or default_cards_dir(), data_dir=data_dir or default_data_dir()
     )
