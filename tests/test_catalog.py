@@ -1,0 +1,392 @@
+"""The dataset catalog: cards, builds, checksums, access, API and CLI, on tiny test builders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+from pydantic import Field
+
+from hubtools import SMARTFAB
+from smartfab.datasets.access import AccessPolicy
+from smartfab.datasets.cards import load_card, load_cards
+from smartfab.datasets.catalog import TIME_CHUNK, Catalog, sha256_of, write_netcdf
+from smartfab.datasets.conventions import finish, parameters_of
+from smartfab.datasets.registry import Generator, Loader, Params, Registry
+from smartfab.errors import (
+    ChecksumError,
+    ConfigFileError,
+    DatasetAccessError,
+    DatasetError,
+    ParameterError,
+    UnknownDatasetError,
+)
+
+
+class ToneParams(Params):
+    frequency: float = Field(default=50.0, gt=0)
+    samples: int = Field(default=200_000, ge=16)
+
+
+def _tone(params: ToneParams, seed: int) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    time = np.arange(params.samples) / 10_000.0
+    signal = np.sin(2 * np.pi * params.frequency * time) + 0.1 * rng.standard_normal(time.size)
+    ds = xr.Dataset(
+        {"signal": ("time", signal, {"units": "m s-2", "long_name": "acceleration"})},
+        coords={"time": ("time", time, {"units": "s", "long_name": "time"})},
+    )
+    return finish(
+        ds,
+        title="tone",
+        summary="a noisy tone",
+        source="test generator tone",
+        parameters={**params.model_dump(), "seed": seed},
+        license="CC-BY-4.0",
+    )
+
+
+TONE = Generator(name="tone", params=ToneParams, build=_tone)
+
+
+class TextParams(Params):
+    verify: bool = True
+
+
+def _read_text(path: Path, params: TextParams) -> xr.Dataset:
+    values = np.loadtxt(path / "values.txt")
+    ds = xr.Dataset({"value": ("row", values, {"units": "1", "long_name": "value"})})
+    return finish(
+        ds,
+        title="text",
+        summary="numbers",
+        source="test upstream",
+        parameters=params.model_dump(),
+        license="CC0-1.0",
+    )
+
+
+TEXT = Loader(name="text", params=TextParams, read=_read_text, files=("values.txt",))
+
+
+def card(dataset_id: str, **changes: Any) -> dict[str, Any]:
+    """A valid synthetic card for the tone generator, with ``changes`` applied."""
+    data: dict[str, Any] = {
+        "id": dataset_id,
+        "version": "1.0.0",
+        "title": "Tone",
+        "summary": "A noisy tone for tests.",
+        "kind": "synthetic",
+        "license": "CC-BY-4.0",
+        "citation": "smartfab tests",
+        "provenance": {"generator": "tone", "parameters": {"frequency": 50.0}, "seed": 3},
+        "variables": {"signal": {"units": "m s-2", "long_name": "acceleration"}},
+        "sampling": [{"variables": ["signal"], "rate_hz": 10000}],
+        "ground_truth": "The tone's frequency.",
+        "tasks": [{"name": "frequency estimation", "metrics": ["absolute error"]}],
+        "caveats": ["Not a machine."],
+        "access": "public",
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.fixture
+def sf_cards(tmp_path: Path) -> Callable[..., Path]:
+    folder = tmp_path / "cards"
+    folder.mkdir()
+
+    def write(data: dict[str, Any], name: str | None = None) -> Path:
+        path = folder / (name or f"{data['id']}.yaml")
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return folder
+
+    return write
+
+
+@pytest.fixture
+def sf_catalog(tmp_path: Path, sf_cards: Callable[..., Path]) -> Catalog:
+    sf_cards(card("tone"))
+    sf_cards(card("tone-restricted", access=["acme-machining"]))
+    sf_cards(
+        card(
+            "text-upstream",
+            kind="external",
+            license="CC0-1.0",
+            provenance={"loader": "text", "upstream": {"source": "a test upstream"}},
+            variables={"value": {"units": "1", "long_name": "value"}},
+            sampling=[],
+        )
+    )
+    return Catalog(
+        cards_dir=tmp_path / "cards",
+        data_dir=tmp_path / "data",
+        access=AccessPolicy(),
+        registry=Registry.of([TONE], [TEXT]),
+    )
+
+
+# -- cards ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "path", "message"),
+    [
+        ({"kind": "simulated"}, "kind", "Input should be 'synthetic', 'sample' or 'external'"),
+        ({"license": "CC BY 4.0"}, "license", "should match pattern"),
+        ({"version": "1.0"}, "version", "should match pattern"),
+        (
+            {"variables": {"signal": {"units": "m/s^2", "long_name": "a"}}},
+            "variables.signal.units",
+            "",
+        ),
+        ({"variables": {"signal": {"long_name": "a"}}}, "variables.signal.units", "required field"),
+        ({"tasks": []}, "tasks", "at least 1 item"),
+        ({"extra_field": 1}, "extra_field", "unknown field"),
+        ({"files": [{"name": "x.nc", "size": 1, "sha256": "abc"}]}, "files[0].sha256", "pattern"),
+        ({"provenance": {"generator": "tone"}}, "provenance", "needs a seed"),
+        ({"kind": "external"}, "(card)", "names its loader"),
+        (
+            {"sampling": [{"variables": ["nope"], "rate_hz": 1}]},
+            "(card)",
+            "unknown variables: nope",
+        ),
+    ],
+)
+def test_bad_cards_name_file_field_and_problem(
+    sf_cards: Callable[..., Path], changes: dict[str, Any], path: str, message: str
+) -> None:
+    folder = sf_cards(card("broken", **changes))
+    with pytest.raises(ConfigFileError) as caught:
+        load_card(folder / "broken.yaml")
+    text = str(caught.value)
+    assert str(folder / "broken.yaml") in text
+    if path != "(card)":
+        assert f" {path}:" in text, text
+    assert message in text, text
+
+
+def test_card_file_must_be_named_after_its_id(sf_cards: Callable[..., Path]) -> None:
+    folder = sf_cards(card("tone"), name="other.yaml")
+    with pytest.raises(ConfigFileError, match=r"must be named tone\.yaml"):
+        load_card(folder / "other.yaml")
+
+
+def test_all_bad_cards_are_reported_together(sf_cards: Callable[..., Path]) -> None:
+    sf_cards(card("one", kind="bad"))
+    folder = sf_cards(card("two", version="x"))
+    with pytest.raises(ConfigFileError) as caught:
+        load_cards(folder)
+    text = str(caught.value)
+    assert "one.yaml" in text and "two.yaml" in text and "2 problems" in text
+
+
+# -- build and open -------------------------------------------------------------------------------
+
+
+def test_open_builds_once_and_is_lazy_and_chunked_along_time(sf_catalog: Catalog) -> None:
+    ds = sf_catalog.open("tone")
+    assert ds["signal"].chunks is not None
+    assert max(ds["signal"].chunks[0]) == TIME_CHUNK
+    expected = TONE(seed=3, frequency=50.0)
+    xr.testing.assert_allclose(ds["signal"].load(), expected["signal"])
+    assert parameters_of(ds) == {"frequency": 50.0, "samples": 200_000, "seed": 3}
+    path = sf_catalog.build_path(sf_catalog.card("tone"))
+    mtime = path.stat().st_mtime_ns
+    sf_catalog.open("tone")
+    assert path.stat().st_mtime_ns == mtime  # cached, not rebuilt
+
+
+def test_builds_are_byte_reproducible(sf_catalog: Catalog, tmp_path: Path) -> None:
+    first = sf_catalog.build("tone")
+    digest = sha256_of(first)
+    again = Catalog(
+        cards_dir=sf_catalog.cards_dir,
+        data_dir=tmp_path / "elsewhere",
+        access=AccessPolicy(),
+        registry=sf_catalog.registry,
+    ).build("tone")
+    assert sha256_of(again) == digest
+
+
+def test_pinned_sha256_is_enforced_on_build(
+    sf_cards: Callable[..., Path], sf_catalog: Catalog, tmp_path: Path
+) -> None:
+    """A default build that does not reproduce the card's pin is refused and discarded."""
+    good = sha256_of(sf_catalog.build("tone"))
+    sf_cards(card("pinned", files=[{"name": "pinned.nc", "size": 1, "sha256": good}]))
+    sf_cards(card("wrong-pin", files=[{"name": "wrong-pin.nc", "size": 1, "sha256": "0" * 64}]))
+    catalog = Catalog(
+        cards_dir=sf_catalog.cards_dir,
+        data_dir=tmp_path / "fresh",
+        access=AccessPolicy(),
+        registry=sf_catalog.registry,
+    )
+    assert catalog.open("pinned")["signal"].size == 200_000
+    with pytest.raises(ChecksumError) as caught:
+        catalog.build("wrong-pin")
+    assert caught.value.expected == "0" * 64 and caught.value.actual == good
+    assert not catalog.build_path(catalog.card("wrong-pin")).exists()
+
+
+def test_corrupted_file_is_caught_and_never_replaced(sf_catalog: Catalog) -> None:
+    path = sf_catalog.build("tone")
+    expected = sha256_of(path)
+    with path.open("r+b") as handle:
+        handle.seek(path.stat().st_size // 2)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    corrupted = sha256_of(path)
+    with pytest.raises(ChecksumError) as caught:
+        sf_catalog.open("tone")
+    message = str(caught.value)
+    assert str(path) in message and expected in message and corrupted in message
+    assert sha256_of(path) == corrupted  # left as found, for the operator to inspect
+    results = sf_catalog.verify(["tone"])
+    assert [r.status for r in results] == ["mismatch"]
+
+
+def test_parameter_variants_are_built_and_recorded(sf_catalog: Catalog) -> None:
+    ds = sf_catalog.open("tone", frequency=120.0, samples=50_000)
+    assert ds["signal"].size == 50_000
+    assert parameters_of(ds)["frequency"] == 120.0
+    variant = sf_catalog.build_path(
+        sf_catalog.card("tone"), {"frequency": 120.0, "samples": 50_000}
+    )
+    assert variant.exists() and variant.with_name(variant.name + ".sha256").exists()
+    with pytest.raises(ParameterError, match="frequency"):
+        sf_catalog.open("tone", frequency=-1.0)
+    with pytest.raises(ParameterError, match="color"):
+        sf_catalog.open("tone", color="red")
+
+
+def test_external_dataset_is_built_from_a_local_copy(sf_catalog: Catalog, tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="build text-upstream --source PATH"):
+        sf_catalog.open("text-upstream")
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    (upstream / "values.txt").write_text("1\n2\n3\n")
+    sf_catalog.build("text-upstream", source=upstream)
+    assert sf_catalog.open("text-upstream")["value"].values.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_shipped_sample_is_verified(sf_cards: Callable[..., Path], tmp_path: Path) -> None:
+    samples = tmp_path / "cards" / "samples"
+    samples.mkdir(parents=True)
+    sample = samples / "tone-sample.nc"
+    write_netcdf(TONE(seed=1, samples=1000), sample)
+    entry = {"name": "tone-sample.nc", "size": sample.stat().st_size, "sha256": sha256_of(sample)}
+    sf_cards(card("tone-sample", kind="sample", files=[entry]))
+    catalog = Catalog(
+        cards_dir=tmp_path / "cards",
+        data_dir=tmp_path / "data",
+        access=AccessPolicy(),
+        registry=Registry.of([TONE]),
+    )
+    assert catalog.open("tone-sample")["signal"].size == 1000
+    data = bytearray(sample.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    sample.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError):
+        catalog.open("tone-sample")
+
+
+def test_unknown_dataset_names_the_known_ones(sf_catalog: Catalog) -> None:
+    with pytest.raises(UnknownDatasetError, match=r"unknown dataset 'nope'; known: .*tone"):
+        sf_catalog.open("nope")
+
+
+def test_verify_reports_each_state(sf_catalog: Catalog) -> None:
+    assert [r.status for r in sf_catalog.verify(["tone"])] == ["missing"]
+    sf_catalog.build("tone")
+    sf_catalog.build("tone", frequency=70.0)
+    statuses = sorted(r.status for r in sf_catalog.verify(["tone"]))
+    assert statuses == ["ok", "ok"]
+
+
+# -- access ---------------------------------------------------------------------------------------
+
+
+def test_restricted_datasets_only_for_their_teams(sf_catalog: Catalog) -> None:
+    outsider = Catalog(
+        cards_dir=sf_catalog.cards_dir,
+        data_dir=sf_catalog.data_dir,
+        access=AccessPolicy(teams=frozenset({"voltronic"})),
+        registry=sf_catalog.registry,
+    )
+    assert "tone-restricted" not in [c.id for c in outsider.available()]
+    for action in (outsider.info, outsider.open, outsider.build):
+        with pytest.raises(DatasetAccessError, match="restricted to the teams acme-machining"):
+            action("tone-restricted")
+    for policy in (
+        AccessPolicy(teams=frozenset({"acme-machining"})),
+        AccessPolicy(grants=frozenset({"tone-restricted"})),
+        AccessPolicy(operator=True),
+    ):
+        member = Catalog(
+            cards_dir=sf_catalog.cards_dir,
+            data_dir=sf_catalog.data_dir,
+            access=policy,
+            registry=sf_catalog.registry,
+        )
+        assert "tone-restricted" in [c.id for c in member.available()]
+        assert member.open("tone-restricted")["signal"].size == 200_000
+
+
+def test_policy_from_the_hub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUPYTERHUB_USER", "ben")
+    monkeypatch.setenv("SMARTFAB_TEAMS", "acme-machining, spindle-health")
+    monkeypatch.setenv("SMARTFAB_DATASET_GRANTS", "cwru-bearing")
+    policy = AccessPolicy.from_environment()
+    assert policy.teams == {"acme-machining", "spindle-health"}
+    assert policy.grants == {"cwru-bearing"}
+    assert not policy.operator  # even when the server runs as root
+    monkeypatch.delenv("JUPYTERHUB_USER")
+    monkeypatch.delenv("SMARTFAB_TEAMS")
+    assert AccessPolicy.from_environment().teams == frozenset()
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SMARTFAB, "datasets", *args], capture_output=True, text=True, env=env)
+
+
+@pytest.fixture
+def sf_cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "SMARTFAB_DATA_DIR": str(tmp_path / "cli-data")}
+
+
+def test_cli_errors_are_clear(sf_cli_env: dict[str, str], tmp_path: Path) -> None:
+    done = _cli("info", "no-such-dataset", env=sf_cli_env)
+    assert done.returncode == 5 and "unknown dataset 'no-such-dataset'" in done.stderr
+    empty = tmp_path / "no-cards"
+    empty.mkdir()
+    bad = empty / "bad.yaml"
+    bad.write_text("id: bad\nkind: nope\n")
+    done = _cli("list", "--cards-dir", str(empty), env=sf_cli_env)
+    assert done.returncode == 2 and f"{bad}:" in done.stderr
+    done = _cli("build", "x", "--param", "novalue", "--cards-dir", str(empty), env=sf_cli_env)
+    assert done.returncode == 2 and "NAME=VALUE" in done.stderr
+
+
+def test_cli_list_and_info_json(sf_cli_env: dict[str, str]) -> None:
+    """The curated cards list as JSON (needs the generators' entry points)."""
+    done = _cli("list", "--json", env=sf_cli_env)
+    assert done.returncode == 0, done.stderr
+    listed = {entry["id"]: entry for entry in json.loads(done.stdout)}
+    assert listed, "no curated cards found"
+    first = next(iter(listed))
+    info = _cli("info", first, "--json", env=sf_cli_env)
+    assert info.returncode == 0 and json.loads(info.stdout)["id"] == first
