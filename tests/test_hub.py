@@ -346,6 +346,47 @@ def test_os_isolation_between_firms(
     assert not (voltronic / "planted.txt").exists()
 
 
+def test_servers_know_their_teams_grants_and_shared_data(
+    sf_ben: HubClient, sf_hub: RunningHub
+) -> None:
+    """The dataset catalog in a server learns the user's teams and grants from the spawner."""
+    code = (
+        "import os; print(os.environ['SMARTFAB_TEAMS']); "
+        "print(os.environ['SMARTFAB_DATASET_GRANTS']); print(os.environ['SMARTFAB_SHARED_DATA'])"
+    )
+    result = asyncio.run(run_in_kernel(sf_hub.url, "ben", sf_ben.token or "", code))
+    teams, grants, shared = result["stdout"].split("\n")[:3]
+    assert teams == f"{ACME},spindle-health"
+    assert set(grants.split(",")) == {
+        "milling-tool-wear",
+        "spindle-thermal",
+        "cell-energy",
+        "bearing-run-to-failure",
+    }
+    state = sf_hub.state_dir
+    assert shared.split(":") == [
+        str(state / "datasets"),
+        str(state / "teams" / ACME / ".datasets"),
+        str(state / "teams" / "spindle-health" / ".datasets"),
+    ]
+
+
+@needs_root
+def test_restricted_builds_in_a_team_folder_are_guarded_by_the_os(
+    sf_ben: HubClient, sf_vera: HubClient, sf_hub: RunningHub
+) -> None:
+    """A curated build in Voltronic's .datasets folder: vera reads it, ben's kernel cannot."""
+    build = sf_hub.state_dir / "teams" / VOLTRONIC / ".datasets" / "secret-line" / "1.0.0"
+    build.mkdir(parents=True)
+    (build / "secret-line.nc").write_bytes(b"line data")
+    code = f"print(open({str(build / 'secret-line.nc')!r}, 'rb').read())"
+    token_vera, token_ben = sf_vera.token or "", sf_ben.token or ""
+    as_vera = asyncio.run(run_in_kernel(sf_hub.url, "vera", token_vera, code))
+    as_ben = asyncio.run(run_in_kernel(sf_hub.url, "ben", token_ben, code))
+    assert as_vera["error"] is None and "line data" in as_vera["stdout"]
+    assert as_ben["error"] == "PermissionError"
+
+
 @needs_root
 def test_workspace_server_runs_as_team_account(sf_ben: HubClient, sf_hub: RunningHub) -> None:
     """The workspace kernel runs as the team account with the team folder as its root."""

@@ -134,8 +134,9 @@ def set_accounts(c: Config, alliance: Alliance) -> None:
 
 
 def set_team_ids(c: Config, alliance: Alliance) -> None:
-    """The spawner needs to know which hub groups are teams with folders."""
+    """The spawner needs to know which hub groups are teams with folders, and their grants."""
     c.SmartfabSpawner.team_ids = [team.id for team in alliance.teams]
+    c.SmartfabSpawner.team_grants = {team.id: list(team.grants.datasets) for team in alliance.teams}
 
 
 def workspace_oauth_client(team: Team) -> str:

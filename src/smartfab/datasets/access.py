@@ -17,6 +17,8 @@ from smartfab.errors import DatasetAccessError
 
 TEAMS_ENV = "SMARTFAB_TEAMS"
 GRANTS_ENV = "SMARTFAB_DATASET_GRANTS"
+#: read-only folders of curated builds the server may use, ``:``-separated
+SHARED_DATA_ENV = "SMARTFAB_SHARED_DATA"
 
 
 def _split(value: str | None) -> frozenset[str]:

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import xarray as xr
 
-from smartfab.datasets.access import AccessPolicy
+from smartfab.datasets.access import SHARED_DATA_ENV, AccessPolicy
 from smartfab.datasets.cards import DatasetCard, FileEntry, Kind, load_cards
 from smartfab.datasets.registry import Registry
 from smartfab.errors import ChecksumError, DatasetError, UnknownDatasetError
@@ -43,6 +43,16 @@ def default_data_dir() -> Path:
     """``$SMARTFAB_DATA_DIR``, else ``~/.cache/smartfab/datasets``."""
     env = os.environ.get("SMARTFAB_DATA_DIR")
     return Path(env) if env else Path.home() / ".cache" / "smartfab" / "datasets"
+
+
+def default_shared_dirs() -> list[Path]:
+    """Read-only folders of curated builds (``$SMARTFAB_SHARED_DATA``, ``:``-separated).
+
+    Inside the hub: the alliance's public dataset folder and the ``.datasets`` folder of each of
+    the user's teams (guarded by the team's OS group).
+    """
+    value = os.environ.get(SHARED_DATA_ENV, "")
+    return [Path(part) for part in value.split(os.pathsep) if part]
 
 
 def default_cards_dir() -> Path:
@@ -104,6 +114,7 @@ class Catalog:
     data_dir: Path = field(default_factory=default_data_dir)
     access: AccessPolicy = field(default_factory=AccessPolicy.from_environment)
     registry: Registry = field(default_factory=Registry)
+    shared_dirs: list[Path] = field(default_factory=default_shared_dirs)
     _cards: dict[str, DatasetCard] | None = field(default=None, init=False, repr=False)
 
     # -- cards ----------------------------------------------------------------------------------
@@ -133,12 +144,28 @@ class Catalog:
 
     # -- where files live -----------------------------------------------------------------------
 
-    def build_path(self, card: DatasetCard, parameters: dict[str, Any] | None = None) -> Path:
+    def build_path(
+        self,
+        card: DatasetCard,
+        parameters: dict[str, Any] | None = None,
+        data_dir: Path | None = None,
+    ) -> Path:
         """Where the build of ``card`` with ``parameters`` (None: the card's own) lives."""
-        folder = self.data_dir / card.id / card.version
+        folder = (data_dir or self.data_dir) / card.id / card.version
         if not parameters:
             return folder / f"{card.id}.nc"
         return folder / f"{card.id}-{variant_key(parameters)}.nc"
+
+    def find_build(self, card: DatasetCard, parameters: dict[str, Any] | None = None) -> Path:
+        """The curated build in a shared folder if there is one, else the own data dir's."""
+        for shared in self.shared_dirs:
+            path = self.build_path(card, parameters, shared)
+            try:
+                if path.is_file():
+                    return path
+            except PermissionError:
+                continue  # a team folder of another team: the OS says no
+        return self.build_path(card, parameters)
 
     def sample_path(self, entry: FileEntry) -> Path:
         return self.cards_dir / "samples" / entry.name
@@ -216,7 +243,7 @@ class Catalog:
             path = self.sample_path(entry)
             expected: str | None = entry.sha256
         else:
-            path = self.build_path(card, parameters)
+            path = self.find_build(card, parameters)
             if not path.exists():
                 if card.kind is Kind.external:
                     raise DatasetError(

@@ -11,6 +11,8 @@ from smartfab.hub.state import StateDir
 
 #: folder in every home that holds one link per team the user belongs to
 TEAM_LINKS_DIR = "teams"
+#: folder inside each team folder for restricted dataset builds of that team
+TEAM_DATASETS_DIR = ".datasets"
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,7 @@ class Layout:
 
     def team_folder(self, team_id: str) -> Path:
         return self.state.team_folder(team_id)
+
+    def team_datasets(self, team_id: str) -> Path:
+        """Curated builds only this team may read (inside the team folder)."""
+        return self.team_folder(team_id) / TEAM_DATASETS_DIR

@@ -23,7 +23,7 @@ def ensure_workspace(layout: Layout, team_id: str) -> Path:
     """Team group, workspace account and team folder of ``team_id``; returns the folder."""
     folder = layout.team_folder(team_id)
     if layout.mode is SpawnMode.single:
-        folder.mkdir(parents=True, exist_ok=True)
+        layout.team_datasets(team_id).mkdir(parents=True, exist_ok=True)
         layout.home(layout.workspace_user(team_id)).mkdir(parents=True, exist_ok=True)
         return folder
     group = layout.team_group(team_id)
@@ -32,6 +32,7 @@ def ensure_workspace(layout: Layout, team_id: str) -> Path:
         accounts.ensure_group(group)
         accounts.ensure_user(owner, layout.home(layout.workspace_user(team_id)), group)
     accounts.ensure_team_folder(folder, owner, group)
+    accounts.ensure_team_folder(layout.team_datasets(team_id), owner, group)
     return folder
 
 

@@ -14,9 +14,10 @@ from typing import Any, ClassVar
 
 from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import random_port
-from traitlets import Bool, Enum, List, Unicode, default
+from traitlets import Bool, Dict, Enum, List, Unicode, default
 
 from smartfab.alliance.models import WORKSPACE_PREFIX
+from smartfab.datasets.access import GRANTS_ENV, SHARED_DATA_ENV, TEAMS_ENV
 from smartfab.errors import HubError
 from smartfab.hub.forkserver import MODE_VARIABLES, ForkServer, LaunchRequest, become
 from smartfab.hub.layout import Layout
@@ -53,6 +54,12 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
     )
     team_ids = List(
         Unicode(), help="Ids of teams: hub groups with these names own a team folder."
+    ).tag(config=True)
+
+    team_grants = Dict(
+        key_trait=Unicode(),
+        value_trait=List(Unicode()),
+        help="Datasets the alliance file grants to each team (team id -> dataset ids).",
     ).tag(config=True)
 
     use_fork_server = Bool(
@@ -189,7 +196,21 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
         """For servers started as new processes: the same identity as forked ones."""
         return functools.partial(become, umask=SERVER_UMASK, **self._identity())
 
+    def dataset_env(self) -> dict[str, str]:
+        """What the dataset catalog in the server needs: teams, grants, shared build folders."""
+        team = self.workspace_team
+        teams = [team] if team is not None else self.member_teams
+        grants = sorted({d for t in teams for d in self.team_grants.get(t, [])})
+        layout = self.layout
+        shared = [layout.state.datasets] + [layout.team_datasets(t) for t in teams]
+        return {
+            TEAMS_ENV: ",".join(teams),
+            GRANTS_ENV: ",".join(grants),
+            SHARED_DATA_ENV: os.pathsep.join(str(p) for p in shared),
+        }
+
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
+        env.update(self.dataset_env())
         if self.spawn_mode == SpawnMode.single.value:
             env["USER"] = self.user.name
             env["HOME"] = str(self.layout.home(self.user.name))

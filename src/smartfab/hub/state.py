@@ -61,6 +61,11 @@ class StateDir:
         return self.root / "teams"
 
     @property
+    def datasets(self) -> Path:
+        """Curated public dataset builds, readable by every account."""
+        return self.root / "datasets"
+
+    @property
     def homes(self) -> Path:
         """Per-user home folders in single-account mode."""
         return self.root / "homes"
@@ -103,6 +108,8 @@ class StateDir:
         os.chmod(self.teams, 0o711)
         self.passwords.mkdir(exist_ok=True)
         os.chmod(self.passwords, 0o700)
+        self.datasets.mkdir(exist_ok=True)
+        os.chmod(self.datasets, 0o755)
         for secret in (self.cookie_secret, self.proxy_token, self.status_token):
             ensure_secret(secret)
 
