@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from smartfab.datasets.api import catalog, info
-    from smartfab.datasets.api import list_datasets as list  # noqa: A004
-    from smartfab.datasets.api import open_dataset as open  # noqa: A004
+    from smartfab.datasets.api import list_datasets as list
+    from smartfab.datasets.api import open_dataset as open
 
 __all__ = ["catalog", "info", "list", "open"]
 
