@@ -134,3 +134,39 @@ def verify_command(
             typer.echo(f"{r.status:<9} {r.dataset}  {r.path}{detail}")
     if any(r.status == "mismatch" for r in results):
         raise typer.Exit(1)
+
+
+@app.command("pin")
+def pin_command(
+    dataset_id: Annotated[str, typer.Argument(help="Dataset id (synthetic).")],
+    write: Annotated[bool, typer.Option(help="Rewrite the card's files: block.")] = False,
+    data_dir: DataDir = None,
+    cards_dir: CardsDir = None,
+) -> None:
+    """Curate: build the card's default dataset and pin its size and sha256 in the card.
+
+    Example: smartfab datasets pin spindle-thermal --write
+    """
+    from smartfab.datasets.catalog import sha256_of
+
+    catalog = _catalog(data_dir, cards_dir)
+    card = catalog.info(dataset_id)
+    path = catalog.build_path(card)
+    path.unlink(missing_ok=True)
+    # build without the card's old pin, which the new generator may no longer reproduce
+    catalog.cards[dataset_id] = card.model_copy(update={"files": []})
+    built = catalog.build(dataset_id, force=True, progress=True)
+    entry = {"name": built.name, "size": built.stat().st_size, "sha256": sha256_of(built)}
+    block = yaml.safe_dump({"files": [entry]}, sort_keys=False)
+    if not write:
+        typer.echo(block, nl=False)
+        return
+    card_path = catalog.cards_dir / f"{dataset_id}.yaml"
+    lines = card_path.read_text().splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith("files:")), len(lines))
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i][:1] not in (" ", "-", "\n")),
+        len(lines),
+    )
+    card_path.write_text("".join(lines[:start]) + block + "".join(lines[end:]))
+    typer.echo(f"{card_path}: pinned {entry['name']} ({entry['size']} bytes, {entry['sha256']})")
