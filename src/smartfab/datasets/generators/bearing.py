@@ -198,7 +198,7 @@ def _impacts(
 ) -> NDArray[np.float64]:
     """Impulses of one snapshot on the sample grid (before the resonance filter)."""
     fs, fr = params.sampling_rate, freqs["shaft"]
-    rate = 2 * freqs["bsf"] if params.fault == "ball" else freqs[f"bp{params.fault[0]}"]
+    rate = {"outer": freqs["bpfo"], "inner": freqs["bpfi"], "ball": 2 * freqs["bsf"]}[params.fault]
     period = 1.0 / rate
     duration = n / fs
     count = int(np.ceil(duration * rate * (1 + 5 * params.jitter))) + 4
@@ -215,8 +215,8 @@ def _impacts(
     position = times * fs
     index = np.floor(position).astype(np.int64)
     frac = position - index
-    out = np.bincount(index, weights * (1 - frac), minlength=n)
-    out[: n - 1] += np.bincount(index, weights * frac, minlength=n - 1)[: n - 1]
+    out = np.bincount(index, weights * (1 - frac), minlength=n).astype(np.float64, copy=False)
+    out[1:] += np.bincount(index, weights * frac, minlength=n - 1)[: n - 1]
     return out
 
 
@@ -257,7 +257,7 @@ def build(params: BearingParams, seed: int) -> xr.Dataset:
     """
     freqs = defect_frequencies(params.preset, params.shaft_speed / 60.0)
     fs = params.sampling_rate
-    n = max(int(round(params.snapshot_duration * fs)), 16)
+    n = max(round(params.snapshot_duration * fs), 16)
     hours = params.life * np.arange(1, params.n_snapshots + 1) / params.n_snapshots
     onset = params.onset_fraction * params.life
     health_rng, *snapshot_rngs = np.random.default_rng(seed).spawn(params.n_snapshots + 1)
@@ -274,7 +274,7 @@ def build(params: BearingParams, seed: int) -> xr.Dataset:
             impulses = _impacts(params, freqs, n, params.fault_amplitude * health[k], rng)
             row += signal.lfilter(b, a, impulses)
         acceleration[k] = row
-    active = (hours >= onset).astype(np.int8)
+    active = (hours > onset).astype(np.int8)
     fault = np.where(active == 1, FAULT_CODES[params.fault], 0).astype(np.int8)
     per_snapshot = ("snapshot",)
     ds = xr.Dataset(
