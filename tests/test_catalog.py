@@ -14,7 +14,7 @@ import xarray as xr
 import yaml
 from pydantic import Field
 
-from hubtools import SMARTFAB
+from hubtools import DEMO_ALLIANCE, SMARTFAB
 from smartfab.datasets.access import AccessPolicy
 from smartfab.datasets.cards import load_card, load_cards
 from smartfab.datasets.catalog import TIME_CHUNK, Catalog, sha256_of, write_netcdf
@@ -390,3 +390,44 @@ def test_cli_list_and_info_json(sf_cli_env: dict[str, str]) -> None:
     first = next(iter(listed))
     info = _cli("info", first, "--json", env=sf_cli_env)
     assert info.returncode == 0 and json.loads(info.stdout)["id"] == first
+
+
+# -- the curated cards ----------------------------------------------------------------------------
+
+
+def _curated() -> list[str]:
+    from smartfab.datasets.catalog import default_cards_dir
+
+    return sorted(load_cards(default_cards_dir()))
+
+
+@pytest.mark.parametrize("dataset_id", _curated())
+def test_curated_card_matches_what_it_describes(dataset_id: str, tmp_path: Path) -> None:
+    """Every curated card validates; a synthetic one reproduces its pinned file, and its
+    variables, units and sampling rates are those of the data."""
+    from smartfab.alliance import load_alliance
+    from smartfab.datasets.cards import Kind
+    from smartfab.datasets.catalog import default_cards_dir
+
+    catalog = Catalog(
+        cards_dir=default_cards_dir(), data_dir=tmp_path, access=AccessPolicy(operator=True)
+    )
+    card = catalog.card(dataset_id)
+    teams = {t.id for t in load_alliance(DEMO_ALLIANCE).teams}
+    assert set(card.teams) <= teams
+    if card.kind is not Kind.synthetic:
+        return
+    assert card.files, f"{dataset_id}: pin the build with `smartfab datasets pin {dataset_id}`"
+    ds = catalog.open(dataset_id)  # builds, and refuses a build that misses the pin
+    assert ds.attrs["smartfab_sha256"] == card.files[0].sha256
+    assert card.files[0].size == catalog.build_path(card).stat().st_size
+    described = {name: (v.units, v.long_name) for name, v in card.variables.items()}
+    actual = {
+        str(name): (var.attrs["units"], var.attrs["long_name"])
+        for name, var in ds.data_vars.items()
+    }
+    assert described == actual
+    for rate in card.sampling:
+        for name in rate.variables:
+            step = float(ds[name]["time"][1] - ds[name]["time"][0])
+            assert step == pytest.approx(1 / rate.rate_hz, rel=1e-9), name

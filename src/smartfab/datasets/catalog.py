@@ -315,7 +315,7 @@ class BuildProgress:
         if self.bar is not None:
             if self.bar.postfix:
                 self.bar.update(1)
-            self.bar.set_postfix_str(label)
+            self.bar.set_postfix_str(label, refresh=False)
 
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
