@@ -82,6 +82,7 @@ class Registry:
 
     _generators: dict[str, Generator[Any]] | None = field(default=None, init=False)
     _loaders: dict[str, Loader[Any]] | None = field(default=None, init=False)
+    _broken: dict[str, str] = field(default_factory=dict, init=False)
 
     @classmethod
     def of(
@@ -95,16 +96,26 @@ class Registry:
         registry._loaders = {loader.name: loader for loader in loaders}
         return registry
 
-    @staticmethod
-    def _load(group: str, kind: type) -> dict[str, Any]:
+    def _load(self, group: str, kind: type) -> dict[str, Any]:
+        """Builders of ``group``; one that fails to import is remembered, not fatal for all."""
         found: dict[str, Any] = {}
         for point in entry_points(group=group):
-            obj = point.load()
+            try:
+                obj = point.load()
+            except Exception as err:  # a broken plugin must not hide the others
+                self._broken[point.name] = f"{point.value}: {type(err).__name__}: {err}"
+                continue
             if not isinstance(obj, kind):
-                raise DatasetError(f"entry point {point.value} in {group} is not a {kind.__name__}")
+                self._broken[point.name] = f"{point.value} is not a {kind.__name__}"
+                continue
             builder: Any = obj
             found[builder.name] = builder
         return found
+
+    def _unknown(self, kind: str, name: str, known: dict[str, Any]) -> DatasetError:
+        if name in self._broken:
+            return DatasetError(f"{kind} {name!r} could not be loaded: {self._broken[name]}")
+        return DatasetError(f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}")
 
     @property
     def generators(self) -> dict[str, Generator[Any]]:
@@ -122,17 +133,13 @@ class Registry:
         try:
             return self.generators[name]
         except KeyError:
-            raise DatasetError(
-                f"unknown generator {name!r}; known: {', '.join(sorted(self.generators))}"
-            ) from None
+            raise self._unknown("generator", name, self.generators) from None
 
     def loader(self, name: str) -> Loader[Any]:
         try:
             return self.loaders[name]
         except KeyError:
-            raise DatasetError(
-                f"unknown loader {name!r}; known: {', '.join(sorted(self.loaders))}"
-            ) from None
+            raise self._unknown("loader", name, self.loaders) from None
 
     def __iter__(self) -> Iterator[str]:
         yield from sorted(self.generators)
