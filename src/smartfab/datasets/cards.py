@@ -25,8 +25,13 @@ DatasetId = Annotated[
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 #: SPDX identifiers (or a LicenseRef- for upstream terms without one)
 Spdx = Annotated[str, StringConstraints(pattern=r"^(LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9.+-]+)$")]
-#: a unit string UDUNITS can parse: symbols, powers and products (e.g. "m s-2", "degC", "1")
-Units = Annotated[str, StringConstraints(pattern=r"^(1|[A-Za-z%]+(-?\d+)?( [A-Za-z%]+(-?\d+)?)*)$")]
+#: a unit string UDUNITS can parse: symbols, powers and products (e.g. "m s-2", "degC", "1"),
+#: or a CF time unit ("seconds since 1970-01-01 00:00:00")
+UNITS_PATTERN = (
+    r"^(1|[A-Za-z%]+(-?\d+)?( [A-Za-z%]+(-?\d+)?)*"
+    r"|[a-z]+ since \d{4}-\d\d-\d\d( \d\d:\d\d(:\d\d)?)?)$"
+)
+Units = Annotated[str, StringConstraints(pattern=UNITS_PATTERN)]
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 
 
