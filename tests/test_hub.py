@@ -371,6 +371,29 @@ def test_servers_know_their_teams_grants_and_shared_data(
     ]
 
 
+def test_datasets_in_kernels_follow_team_access(
+    sf_ben: HubClient, sf_vera: HubClient, sf_hub: RunningHub
+) -> None:
+    """In a kernel, smartfab.datasets lists and opens line-oee (Voltronic only) for vera, not ben;
+    both open a public dataset, built in their own cache and checked against its pin."""
+    code = (
+        "import smartfab.datasets as sd\n"
+        "def pinned(i): return sd.open(i).attrs['smartfab_sha256'] == sd.info(i).files[0].sha256\n"
+        "print('line-oee' in [c.id for c in sd.list()])\n"
+        "try:\n"
+        "    print(pinned('line-oee'))\n"
+        "except Exception as err:\n"
+        "    print(type(err).__name__)\n"
+        "print(pinned('process-quality'))\n"
+    )
+    results = {
+        user: asyncio.run(run_in_kernel(sf_hub.url, user, client.token or "", code, timeout=120))
+        for user, client in (("ben", sf_ben), ("vera", sf_vera))
+    }
+    assert results["ben"]["stdout"].split() == ["False", "DatasetAccessError", "True"]
+    assert results["vera"]["stdout"].split() == ["True", "True", "True"], results["vera"]
+
+
 @needs_root
 def test_restricted_builds_in_a_team_folder_are_guarded_by_the_os(
     sf_ben: HubClient, sf_vera: HubClient, sf_hub: RunningHub
