@@ -376,6 +376,8 @@ def test_datasets_in_kernels_follow_team_access(
 ) -> None:
     """In a kernel, smartfab.datasets lists and opens line-oee (Voltronic only) for vera, not ben;
     both open a public dataset, built in their own cache and checked against its pin."""
+    _started(sf_ben)
+    _started(sf_vera)
     code = (
         "import smartfab.datasets as sd\n"
         "def pinned(i): return sd.open(i).attrs['smartfab_sha256'] == sd.info(i).files[0].sha256\n"
