@@ -117,6 +117,12 @@ class Catalog:
     shared_dirs: list[Path] = field(default_factory=default_shared_dirs)
     _cards: dict[str, DatasetCard] | None = field(default=None, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        # accept str paths from callers
+        self.cards_dir = Path(self.cards_dir)
+        self.data_dir = Path(self.data_dir)
+        self.shared_dirs = [Path(p) for p in self.shared_dirs]
+
     # -- cards ----------------------------------------------------------------------------------
 
     @property
