@@ -145,7 +145,7 @@ def run(samples: float, workdir: Path) -> dict[str, Any]:
     ours_s, theirs_s = statistics.median(ours_runs), statistics.median(theirs_runs)
     same = bool(np.allclose(ours_rms, theirs_rms, rtol=1e-5, atol=1e-6))
     speedup = theirs_s / ours_s
-    from smartfab.datasets.catalog import sha256_of
+    from smartfab.datasets.checksums import sha256_of
 
     hash_runs = []
     for _ in range(REPEATS):

@@ -17,7 +17,8 @@ from pydantic import Field
 from hubtools import DEMO_ALLIANCE, SMARTFAB
 from smartfab.datasets.access import AccessPolicy
 from smartfab.datasets.cards import load_card, load_cards
-from smartfab.datasets.catalog import TIME_CHUNK, Catalog, sha256_of, write_netcdf
+from smartfab.datasets.catalog import TIME_CHUNK, Catalog, write_netcdf
+from smartfab.datasets.checksums import sha256_of
 from smartfab.datasets.conventions import finish, parameters_of
 from smartfab.datasets.registry import Generator, Loader, Params, Registry
 from smartfab.errors import (

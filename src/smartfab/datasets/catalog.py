@@ -21,22 +21,13 @@ import xarray as xr
 
 from smartfab.datasets.access import SHARED_DATA_ENV, AccessPolicy
 from smartfab.datasets.cards import DatasetCard, FileEntry, Kind, load_cards
+from smartfab.datasets.checksums import sha256_of
 from smartfab.datasets.registry import Registry
 from smartfab.errors import ChecksumError, DatasetError, UnknownDatasetError
 
 #: samples per chunk along ``time`` (about 0.5 MB of float64): big enough for fast reads
 TIME_CHUNK = 65536
 NETCDF_ENGINE: Final = "h5netcdf"
-HASH_BLOCK = 8 << 20
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in large blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_data_dir() -> Path:

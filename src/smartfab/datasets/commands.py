@@ -147,7 +147,7 @@ def pin_command(
 
     Example: smartfab datasets pin spindle-thermal --write
     """
-    from smartfab.datasets.catalog import sha256_of
+    from smartfab.datasets.checksums import sha256_of
 
     catalog = _catalog(data_dir, cards_dir)
     card = catalog.info(dataset_id)

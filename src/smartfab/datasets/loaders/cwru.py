@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import scipy.io
 import xarray as xr
 from numpy.typing import NDArray
 from pydantic import Field, field_validator
@@ -262,16 +261,7 @@ def _files(path: Path, params: CwruParams) -> list[tuple[Path, int | None]]:
 
 def _read_file(file: Path, wanted: int | None, params: CwruParams) -> _Record:
     sha = upstream.check_file(NAME, file, verify=params.verify)
-    try:
-        content = scipy.io.loadmat(file)
-    except (
-        scipy.io.matlab.MatReadError,
-        ValueError,
-        TypeError,
-        OSError,
-        NotImplementedError,
-    ) as err:
-        raise DatasetError(f"{NAME}: {file} is not a readable MATLAB v5 file: {err}") from None
+    content = upstream.load_mat(NAME, file)
     names = sorted(k for k in content if not k.startswith("__"))
     in_file = {int(m.group(1)) for k in names if (m := _SIGNAL.match(k))}
     if not in_file:

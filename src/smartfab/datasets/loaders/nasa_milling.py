@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.io
 import xarray as xr
 from numpy.typing import NDArray
 from pydantic import Field, field_validator
@@ -92,16 +91,7 @@ def _file(path: Path) -> Path:
 
 
 def _elements(file: Path) -> list[Any]:
-    try:
-        content = scipy.io.loadmat(file, squeeze_me=True, struct_as_record=False)
-    except (
-        scipy.io.matlab.MatReadError,
-        ValueError,
-        TypeError,
-        OSError,
-        NotImplementedError,
-    ) as err:
-        raise DatasetError(f"{NAME}: {file} is not a readable MATLAB v5 file: {err}") from None
+    content = upstream.load_mat(NAME, file, squeeze_me=True, struct_as_record=False)
     if VARIABLE not in content:
         names = ", ".join(sorted(k for k in content if not k.startswith("__"))) or "none"
         raise DatasetError(f"{NAME}: {file} has no variable {VARIABLE!r} (found: {names})")

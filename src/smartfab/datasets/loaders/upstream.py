@@ -13,7 +13,6 @@ internet access; nothing in smartfab depends on it at run time.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
+from smartfab.datasets.checksums import sha256_of
 from smartfab.errors import ChecksumError, DatasetError
 
 _CWRU_REPO = (
@@ -159,28 +159,6 @@ KNOWN: dict[str, UpstreamFile] = {
         ),
     )
 }
-
-_CHUNK = 1 << 20
-
-
-def sha256_of(path: Path | str) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks.
-
-    Parameters
-    ----------
-    path:
-        The file.
-
-    Returns
-    -------
-    str
-        64 lowercase hex digits.
-    """
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def known(dataset: str, name: str) -> UpstreamFile | None:
@@ -367,3 +345,20 @@ def fetch(
     except Exception as err:  # network errors of requests, ftp, ...
         raise DatasetError(f"{entry.key}: download from {source} failed: {err}") from None
     return Path(local)
+
+
+def load_mat(loader: str, file: Path, **options: Any) -> dict[str, Any]:
+    """Read a MATLAB v5 file with scipy; an unreadable file is a DatasetError naming it."""
+    import scipy.io
+
+    try:
+        content: dict[str, Any] = scipy.io.loadmat(file, **options)
+    except (
+        scipy.io.matlab.MatReadError,
+        ValueError,
+        TypeError,
+        OSError,
+        NotImplementedError,
+    ) as err:
+        raise DatasetError(f"{loader}: {file} is not a readable MATLAB v5 file: {err}") from None
+    return content
