@@ -484,3 +484,20 @@ def test_external_card_matches_its_loader(dataset_id: str, tmp_path: Path) -> No
     for name, digest in recorded.items():
         if name in known and parameters.get("verify", True):
             assert digest == known[name], name
+
+
+def test_every_card_unit_is_udunits() -> None:
+    """Units in the curated cards are parsed by UDUNITS-2 (through cf-units), not just patterns."""
+    import cf_units
+
+    from smartfab.datasets.catalog import default_cards_dir
+
+    cards = load_cards(default_cards_dir())
+    bad = []
+    for card in cards.values():
+        for name, variable in card.variables.items():
+            try:
+                cf_units.Unit(variable.units)
+            except ValueError:
+                bad.append(f"{card.id}.{name}: {variable.units!r}")
+    assert not bad
