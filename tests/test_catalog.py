@@ -501,3 +501,51 @@ def test_every_card_unit_is_udunits() -> None:
             except ValueError:
                 bad.append(f"{card.id}.{name}: {variable.units!r}")
     assert not bad
+
+
+def test_changed_policy_rehashes_only_changed_files(
+    sf_catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify_policy="changed": unchanged files are not hashed again in this process, but any
+    write to the file (even one keeping size and mtime) is caught on the next open."""
+    import os
+
+    from smartfab.datasets import checksums
+
+    catalog = Catalog(
+        cards_dir=sf_catalog.cards_dir,
+        data_dir=sf_catalog.data_dir,
+        access=AccessPolicy(),
+        registry=sf_catalog.registry,
+        verify_policy="changed",
+    )
+    path = catalog.build("tone")
+    calls: list[Path] = []
+    real = checksums.sha256_of
+
+    def counting(target: Path | str) -> str:
+        calls.append(Path(target))
+        return real(target)
+
+    monkeypatch.setattr(checksums, "sha256_of", counting)
+    catalog.open("tone")
+    catalog.open("tone")
+    assert calls == [path]  # hashed once
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # hide the write's mtime
+    with pytest.raises(ChecksumError):
+        catalog.open("tone")  # ctime changed: hashed again, and the damage is found
+
+
+def test_verify_policy_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smartfab.datasets.catalog import default_verify_policy
+
+    assert default_verify_policy() == "always"
+    monkeypatch.setenv("SMARTFAB_VERIFY", "changed")
+    assert default_verify_policy() == "changed"
+    monkeypatch.setenv("SMARTFAB_VERIFY", "sometimes")
+    with pytest.raises(DatasetError, match="SMARTFAB_VERIFY='sometimes'"):
+        default_verify_policy()

@@ -15,19 +15,30 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import xarray as xr
 
 from smartfab.datasets.access import SHARED_DATA_ENV, AccessPolicy
 from smartfab.datasets.cards import DatasetCard, FileEntry, Kind, load_cards
-from smartfab.datasets.checksums import sha256_of
+from smartfab.datasets.checksums import VerifiedFiles, sha256_of
 from smartfab.datasets.registry import Registry
 from smartfab.errors import ChecksumError, DatasetError, UnknownDatasetError
 
 #: samples per chunk along ``time`` (about 0.5 MB of float64): big enough for fast reads
 TIME_CHUNK = 65536
 NETCDF_ENGINE: Final = "h5netcdf"
+
+
+VERIFY_ENV = "SMARTFAB_VERIFY"
+
+
+def default_verify_policy() -> Literal["always", "changed"]:
+    """``$SMARTFAB_VERIFY`` (``always`` or ``changed``), else ``always``."""
+    value = os.environ.get(VERIFY_ENV, "always")
+    if value not in ("always", "changed"):
+        raise DatasetError(f"{VERIFY_ENV}={value!r}: use 'always' or 'changed'")
+    return "changed" if value == "changed" else "always"
 
 
 def default_data_dir() -> Path:
@@ -106,7 +117,11 @@ class Catalog:
     access: AccessPolicy = field(default_factory=AccessPolicy.from_environment)
     registry: Registry = field(default_factory=Registry)
     shared_dirs: list[Path] = field(default_factory=default_shared_dirs)
+    #: "always": hash the whole file on every open; "changed": only when its stat signature
+    #: changed since this process last hashed it (see :class:`VerifiedFiles`)
+    verify_policy: Literal["always", "changed"] = field(default_factory=default_verify_policy)
     _cards: dict[str, DatasetCard] | None = field(default=None, init=False, repr=False)
+    _verified: VerifiedFiles = field(default_factory=VerifiedFiles, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # accept str paths from callers
@@ -249,7 +264,8 @@ class Catalog:
                     )
                 self.build(dataset_id, **parameters)
             expected = self.expected_hash(card, path, pinned=not parameters)
-        actual = sha256_of(path)
+        changed_only = self.verify_policy == "changed"
+        actual = self._verified.sha256(path) if changed_only else sha256_of(path)
         if expected is None:
             raise DatasetError(f"{path}: no recorded sha256; rebuild it with --force")
         if actual != expected:
