@@ -71,7 +71,7 @@ def catalog_path(params: dict[str, Any], policy: str = "always") -> tuple[float,
     """
     import smartfab.datasets as sd
 
-    sd.catalog().verify_policy = policy  # type: ignore[assignment]
+    sd.default_catalog().verify_policy = policy  # type: ignore[assignment]
     start = time.perf_counter()
     ds = sd.open(DATASET, **params)
     accel = ds["acceleration"]

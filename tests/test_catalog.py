@@ -549,3 +549,12 @@ def test_verify_policy_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("SMARTFAB_VERIFY", "sometimes")
     with pytest.raises(DatasetError, match="SMARTFAB_VERIFY='sometimes'"):
         default_verify_policy()
+
+
+def test_public_api_names_survive_submodule_imports() -> None:
+    """``import smartfab.datasets.<module>`` must not shadow the public functions."""
+    import smartfab.datasets as sd
+    from smartfab.datasets import access, api, cards, catalog, checksums, registry  # noqa: F401
+
+    assert callable(sd.open) and callable(sd.list) and callable(sd.info)
+    assert isinstance(sd.default_catalog(), Catalog)

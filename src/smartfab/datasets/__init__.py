@@ -12,13 +12,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from smartfab.datasets.api import catalog, info
+    from smartfab.datasets.api import default_catalog, info
     from smartfab.datasets.api import list_datasets as list
     from smartfab.datasets.api import open_dataset as open
 
-__all__ = ["catalog", "info", "list", "open"]
+__all__ = ["default_catalog", "info", "list", "open"]
 
-_PUBLIC = {"catalog": "catalog", "info": "info", "list": "list_datasets", "open": "open_dataset"}
+_PUBLIC = {
+    "default_catalog": "default_catalog",
+    "info": "info",
+    "list": "list_datasets",
+    "open": "open_dataset",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ from smartfab.datasets.catalog import Catalog
 _default: Catalog | None = None
 
 
-def catalog() -> Catalog:
+def default_catalog() -> Catalog:
     """The catalog of this process: cards and data directory from the environment.
 
     Created on first use (``$SMARTFAB_CARDS_DIR``, ``$SMARTFAB_DATA_DIR``, and inside the hub
@@ -31,12 +31,12 @@ def list_datasets() -> list[DatasetCard]:
     --------
     >>> [card.id for card in smartfab.datasets.list()]  # doctest: +SKIP
     """
-    return catalog().available()
+    return default_catalog().available()
 
 
 def info(dataset_id: str) -> DatasetCard:
     """The card of one dataset: provenance, variables and units, ground truth, tasks, files."""
-    return catalog().info(dataset_id)
+    return default_catalog().info(dataset_id)
 
 
 def open_dataset(dataset_id: str, **parameters: Any) -> xr.Dataset:
@@ -54,4 +54,4 @@ def open_dataset(dataset_id: str, **parameters: Any) -> xr.Dataset:
     --------
     smartfab.datasets.catalog.Catalog.open
     """
-    return catalog().open(dataset_id, **parameters)
+    return default_catalog().open(dataset_id, **parameters)
