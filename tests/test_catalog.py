@@ -195,7 +195,8 @@ def test_all_bad_cards_are_reported_together(sf_cards: Callable[..., Path]) -> N
 def test_open_builds_once_and_is_lazy_and_chunked_along_time(sf_catalog: Catalog) -> None:
     ds = sf_catalog.open("tone")
     assert ds["signal"].chunks is not None
-    assert max(ds["signal"].chunks[0]) == TIME_CHUNK
+    # 10 kHz: chunks of whole seconds, the largest multiple of 10000 within TIME_CHUNK
+    assert max(ds["signal"].chunks[0]) == TIME_CHUNK // 10_000 * 10_000
     expected = TONE(seed=3, frequency=50.0)
     xr.testing.assert_allclose(ds["signal"].load(), expected["signal"])
     assert parameters_of(ds) == {"frequency": 50.0, "samples": 200_000, "seed": 3}
@@ -558,3 +559,15 @@ def test_public_api_names_survive_submodule_imports() -> None:
 
     assert callable(sd.open) and callable(sd.list) and callable(sd.info)
     assert isinstance(sd.default_catalog(), Catalog)
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [(1 / 12000, 60000), (1 / 10240, 61440), (1.0, 65536), (10.0, TIME_CHUNK), (1 / 3e5, 300000)],
+)
+def test_time_chunks_hold_whole_seconds(step: float, expected: int) -> None:
+    from smartfab.datasets.catalog import time_chunk
+
+    time = np.arange(4) * step
+    ds = xr.Dataset(coords={"time": time})
+    assert time_chunk(ds) == expected

@@ -75,13 +75,26 @@ def variant_key(parameters: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def time_chunk(ds: xr.Dataset) -> int:
+    """Samples per chunk along ``time``: whole seconds of signal when the time axis has an
+    integer sampling rate (so per-second windows never straddle chunks), else TIME_CHUNK."""
+    if "time" not in ds.coords or ds.sizes.get("time", 0) < 2:
+        return TIME_CHUNK
+    step = float(ds["time"].values[1] - ds["time"].values[0])
+    rate = round(1.0 / step) if step > 0 else 0
+    if rate < 1 or abs(rate * step - 1.0) > 1e-6:
+        return TIME_CHUNK
+    return max(rate, TIME_CHUNK // rate * rate)
+
+
 def write_netcdf(ds: xr.Dataset, path: Path) -> None:
     """Write ``ds`` atomically, chunked along ``time`` for fast windowed reads."""
     encoding: dict[str, dict[str, Any]] = {}
+    chunk = time_chunk(ds)
     for name, var in ds.variables.items():
         if "time" in var.dims and var.ndim >= 1:
             chunks = tuple(
-                min(TIME_CHUNK, size) if dim == "time" else size
+                min(chunk, size) if dim == "time" else size
                 for dim, size in zip(var.dims, var.shape, strict=True)
             )
             encoding[str(name)] = {"chunksizes": chunks}
