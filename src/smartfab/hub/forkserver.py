@@ -47,6 +47,10 @@ PRELOAD = (
     "jupyter_server_terminals",
     "jupyter_collaboration",
     "notebook_shim",
+    # real-time collaboration's document stack (jupyter_server_ydoc itself imports fileid)
+    "jupyter_ydoc",
+    "pycrdt",
+    "anyio",
 )
 #: modules that compute defaults from the environment at import (jupyter_server_fileid takes
 #: its database path from root's home): they must be imported by each child, never preloaded
