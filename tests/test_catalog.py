@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from smartfab.datasets.cards import load_card, load_cards
 from smartfab.datasets.catalog import TIME_CHUNK, Catalog, write_netcdf
 from smartfab.datasets.checksums import sha256_of
 from smartfab.datasets.conventions import finish, parameters_of
+from smartfab.datasets.manifest import build_manifest
 from smartfab.datasets.registry import Generator, Loader, Params, Registry
 from smartfab.errors import (
     ChecksumError,
@@ -239,18 +241,28 @@ def test_pinned_sha256_is_enforced_on_build(
 
 
 def test_corrupted_file_is_caught_and_never_replaced(sf_catalog: Catalog) -> None:
+    """A flipped byte in the signal: reading it fails, naming the file, the byte range and both
+    hashes of that segment; the file is left as found and ``verify`` reports it."""
     path = sf_catalog.build("tone")
-    expected = sha256_of(path)
+    middle = path.stat().st_size // 2
+    segment = next(
+        s for s in build_manifest(path).segments if s.offset <= middle < s.offset + s.length
+    )
+    assert segment.variable == "signal"
     with path.open("r+b") as handle:
-        handle.seek(path.stat().st_size // 2)
+        handle.seek(middle)
         byte = handle.read(1)
         handle.seek(-1, 1)
         handle.write(bytes([byte[0] ^ 0xFF]))
     corrupted = sha256_of(path)
+    with path.open("rb") as handle:
+        handle.seek(segment.offset)
+        actual = hashlib.sha256(handle.read(segment.length)).hexdigest()
     with pytest.raises(ChecksumError) as caught:
-        sf_catalog.open("tone")
+        sf_catalog.open("tone")["signal"].load()
     message = str(caught.value)
-    assert str(path) in message and expected in message and corrupted in message
+    assert str(path) in message and segment.sha256 in message and actual in message
+    assert f"bytes {segment.offset}-{segment.offset + segment.length - 1}" in message
     assert sha256_of(path) == corrupted  # left as found, for the operator to inspect
     results = sf_catalog.verify(["tone"])
     assert [r.status for r in results] == ["mismatch"]
@@ -571,3 +583,40 @@ def test_time_chunks_hold_whole_seconds(step: float, expected: int) -> None:
     time = np.arange(4) * step
     ds = xr.Dataset(coords={"time": time})
     assert time_chunk(ds) == expected
+
+
+def test_verify_reports_a_damaged_segment_manifest(sf_catalog: Catalog) -> None:
+    """The data file is intact but its manifest lies about one segment: verify names the
+    manifest, and opening refuses to use the segment instead of returning wrong data."""
+    from smartfab.datasets.manifest import manifest_path
+
+    path = sf_catalog.build("tone", frequency=70.0)
+    source = manifest_path(path)
+    document = json.loads(source.read_text())
+    document["segments"][1][2] = "f" * 64
+    source.write_text(json.dumps(document))
+    [result] = [r for r in sf_catalog.verify(["tone"]) if r.status != "missing"]
+    assert result.status == "mismatch" and result.path == str(source)
+    with pytest.raises(ChecksumError, match="f" * 64):
+        sf_catalog.open("tone", frequency=70.0).load()
+
+
+def test_pinned_builds_are_hashed_whole_before_opening(
+    sf_cards: Callable[..., Path], sf_catalog: Catalog
+) -> None:
+    """A card's pin covers the whole file, so pinned builds do not rely on the manifest kept
+    beside them: damage anywhere fails the open itself."""
+    good = sha256_of(sf_catalog.build("tone"))
+    sf_cards(card("pinned", files=[{"name": "pinned.nc", "size": 1, "sha256": good}]))
+    catalog = Catalog(
+        cards_dir=sf_catalog.cards_dir,
+        data_dir=sf_catalog.data_dir,
+        access=AccessPolicy(),
+        registry=sf_catalog.registry,
+    )
+    path = catalog.build("pinned")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match=good):
+        catalog.open("pinned")

@@ -96,12 +96,16 @@ class UnknownDatasetError(DatasetError):
 class ChecksumError(DatasetError):
     """A file's content is not what was curated: it is never silently replaced."""
 
-    def __init__(self, path: Path | str, expected: str, actual: str) -> None:
+    def __init__(
+        self, path: Path | str, expected: str, actual: str, where: str | None = None
+    ) -> None:
         self.path = str(path)
         self.expected = expected
         self.actual = actual
+        self.where = where
+        place = f"{self.path} ({where})" if where else self.path
         super().__init__(
-            f"{self.path}: sha256 mismatch: expected {expected}, got {actual}. The file was "
+            f"{place}: sha256 mismatch: expected {expected}, got {actual}. The file was "
             "changed or corrupted; it was not used. Remove it and build or fetch it again."
         )
 

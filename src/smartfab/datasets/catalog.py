@@ -1,9 +1,11 @@
 """The catalog: cards, builds cached in a data directory, checksums, access.
 
-``Catalog.open(id)`` returns a lazy, dask-chunked ``xarray.Dataset`` after checking that the
-file it reads has the sha256 that was curated (the card's pin for default builds and shipped
-samples, the hash recorded at build time for parameter variants). A mismatch is an error that
-names the file and both hashes; nothing is ever silently rebuilt over it.
+``Catalog.open(id)`` returns a lazy, dask-chunked ``xarray.Dataset`` whose every byte read is
+checked against the sha256 that was curated: the card's pin for default builds and shipped
+samples (the whole file, before opening), the hashes recorded at build time for parameter
+variants and converted external data (segment by segment as they are read, see
+:mod:`smartfab.datasets.checked_open`). A mismatch is an error that names the file and both
+hashes; nothing is ever silently rebuilt over it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ import xarray as xr
 
 from smartfab.datasets.access import SHARED_DATA_ENV, AccessPolicy
 from smartfab.datasets.cards import DatasetCard, FileEntry, Kind, load_cards
+from smartfab.datasets.checked_open import open_checked
 from smartfab.datasets.checksums import VerifiedFiles, sha256_of
+from smartfab.datasets.manifest import (
+    build_manifest,
+    check_segments,
+    load_manifest,
+    manifest_path,
+    save_manifest,
+)
 from smartfab.datasets.registry import Registry
 from smartfab.errors import ChecksumError, DatasetError, UnknownDatasetError
 
@@ -195,9 +205,14 @@ class Catalog:
     def sample_path(self, entry: FileEntry) -> Path:
         return self.cards_dir / "samples" / entry.name
 
+    @staticmethod
+    def pinned_in_card(card: DatasetCard, pinned: bool) -> bool:
+        """Whether the expected hash of a build is the card's pin (default synthetic builds)."""
+        return pinned and bool(card.files) and card.kind is Kind.synthetic
+
     def expected_hash(self, card: DatasetCard, path: Path, pinned: bool) -> str | None:
         """The card's pin for default builds, else the hash recorded beside the build."""
-        if pinned and card.files and card.kind is Kind.synthetic:
+        if self.pinned_in_card(card, pinned):
             return card.files[0].sha256
         record = path.with_name(path.name + ".sha256")
         return record.read_text().split()[0] if record.exists() else None
@@ -230,11 +245,13 @@ class Catalog:
             stage("write")
             write_netcdf(ds, path)
             stage("checksum")
-            actual = sha256_of(path)
+            manifest = build_manifest(path)
+        actual = manifest.sha256
         pinned = self.expected_hash(card, path, pinned=not parameters)
         if not parameters and card.kind is Kind.synthetic and pinned and pinned != actual:
             path.unlink()
             raise ChecksumError(path, pinned, actual)
+        save_manifest(manifest, path)
         path.with_name(path.name + ".sha256").write_text(f"{actual}  {path.name}\n")
         return path
 
@@ -277,10 +294,18 @@ class Catalog:
                     )
                 self.build(dataset_id, **parameters)
             expected = self.expected_hash(card, path, pinned=not parameters)
-        changed_only = self.verify_policy == "changed"
-        actual = self._verified.sha256(path) if changed_only else sha256_of(path)
         if expected is None:
             raise DatasetError(f"{path}: no recorded sha256; rebuild it with --force")
+        recorded = card.kind is not Kind.sample and not self.pinned_in_card(card, not parameters)
+        if recorded and self.verify_policy == "always":
+            # the hashes recorded with the build: checked segment by segment as they are read
+            manifest = load_manifest(path, expected)
+            if manifest is not None:
+                ds = open_checked(path, manifest, NETCDF_ENGINE)
+                ds.attrs["smartfab_sha256"] = expected
+                return ds
+        changed_only = self.verify_policy == "changed"
+        actual = self._verified.sha256(path) if changed_only else sha256_of(path)
         if actual != expected:
             raise ChecksumError(path, expected, actual)
         # chunks={}: dask follows the file's own chunks, written along time by write_netcdf
@@ -310,13 +335,23 @@ class Catalog:
 
 
 def _verify_file(dataset_id: str, path: Path, expected: str | None) -> Verified:
+    """The whole file against ``expected``; then its segment manifest, if it has one."""
     if not path.exists():
         return Verified(dataset_id, str(path), expected, None, "missing")
     actual = sha256_of(path)
     if expected is None:
         return Verified(dataset_id, str(path), None, actual, "unpinned")
-    status = "ok" if actual == expected else "mismatch"
-    return Verified(dataset_id, str(path), expected, actual, status)
+    if actual != expected:
+        return Verified(dataset_id, str(path), expected, actual, "mismatch")
+    if manifest_path(path).exists():
+        try:
+            manifest = load_manifest(path, expected)
+            if manifest is None:
+                raise DatasetError(f"{manifest_path(path)}: made for other content")
+            check_segments(path, manifest.segments)
+        except DatasetError as exc:
+            return Verified(dataset_id, str(manifest_path(path)), expected, str(exc), "mismatch")
+    return Verified(dataset_id, str(path), expected, actual, "ok")
 
 
 class BuildProgress:
