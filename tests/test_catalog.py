@@ -133,6 +133,7 @@ def sf_catalog(tmp_path: Path, sf_cards: Callable[..., Path]) -> Catalog:
         data_dir=tmp_path / "data",
         access=AccessPolicy(),
         registry=Registry.of([TONE], [TEXT]),
+        dask_min_bytes=0,  # tiny test files behave as large ones: dask, segment checks
     )
 
 
@@ -620,3 +621,15 @@ def test_pinned_builds_are_hashed_whole_before_opening(
     path.write_bytes(bytes(data))
     with pytest.raises(ChecksumError, match=good):
         catalog.open("pinned")
+
+
+def test_small_files_open_lazily_without_dask(sf_catalog: Catalog) -> None:
+    """Below ``dask_min_bytes`` a dataset stays lazy through xarray's own indexing."""
+    sf_catalog.dask_min_bytes = 1 << 40
+    ds = sf_catalog.open("tone", frequency=80.0)
+    assert ds["signal"].chunks is None
+    assert not ds["signal"].variable._in_memory  # still lazy: read on first use
+    expected = TONE(seed=3, frequency=80.0)
+    xr.testing.assert_allclose(ds["signal"].load(), expected["signal"])
+    sf_catalog.dask_min_bytes = 0
+    assert sf_catalog.open("tone", frequency=80.0)["signal"].chunks is not None

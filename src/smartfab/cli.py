@@ -25,7 +25,14 @@ def _add_datasets() -> None:
     app.add_typer(datasets_app, name="datasets")
 
 
+def _add_runs() -> None:
+    from smartfab.runs.commands import app as runs_app
+
+    app.add_typer(runs_app, name="runs")
+
+
 _add_datasets()
+_add_runs()
 
 DEFAULT_ALLIANCE = Path("hub/alliance.yaml")
 

@@ -120,3 +120,17 @@ class ParameterError(DatasetError):
     """Parameters given to a generator or loader are invalid."""
 
     exit_code = 2
+
+
+class RunsError(SmartfabError):
+    """A batch of program test runs cannot be started, stored or reported as asked."""
+
+    exit_code = 7
+
+
+class RunSpecError(ConfigFileError):
+    """A batch spec is invalid: each problem names the file, line, field and value."""
+
+
+class RunStoreError(RunsError):
+    """The run store is unwritable, damaged or does not hold what was asked for."""

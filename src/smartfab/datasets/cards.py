@@ -172,11 +172,31 @@ def load_card(path: Path) -> DatasetCard:
     return card
 
 
+#: parsed folders of cards, keyed by what they held: (path, name, size, mtime) of each card
+_PARSED: dict[tuple[tuple[str, str, int, int], ...], dict[str, DatasetCard]] = {}
+
+
 def load_cards(folder: Path) -> dict[str, DatasetCard]:
-    """Every card in ``folder``, by id; all invalid cards are reported together."""
+    """Every card in ``folder``, by id; all invalid cards are reported together.
+
+    Cards (frozen models) are parsed once per process for the same files, unchanged: a warm
+    kernel, forked from a process that read them, opens its first dataset without parsing.
+    """
+    paths = sorted(folder.glob(f"*{CARD_SUFFIX}"))
+    stats = [(path, path.stat()) for path in paths]
+    key = tuple((str(p), p.name, s.st_size, s.st_mtime_ns) for p, s in stats)
+    if key and key in _PARSED:
+        return dict(_PARSED[key])
+    cards = _parse_cards(folder, paths)
+    if key:
+        _PARSED[key] = cards
+    return dict(cards)
+
+
+def _parse_cards(folder: Path, paths: list[Path]) -> dict[str, DatasetCard]:
     cards: dict[str, DatasetCard] = {}
     errors: list[ConfigFileError] = []
-    for path in sorted(folder.glob(f"*{CARD_SUFFIX}")):
+    for path in paths:
         try:
             card = load_card(path)
         except ConfigFileError as err:

@@ -1,0 +1,139 @@
+"""The records of program test runs, shared by the runner, the store and the reports.
+
+A *batch* is one spec executed over its grid; a *run* is one grid point executed once. Runs are
+content-addressed: ``input_key`` hashes what goes in before execution (notebook bytes,
+parameters, kernel, environment); ``run_id`` adds the checksums of the datasets the run opened,
+known once it has run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: mimetype of the display data that ``smartfab.record`` emits inside an output notebook
+RECORD_MIMETYPE = "application/vnd.smartfab.record.v1+json"
+#: mimetype of the display data that opening a dataset inside a run emits (see ``DatasetUse``)
+DATASET_MIMETYPE = "application/vnd.smartfab.dataset.v1+json"
+
+
+class RunStatus(StrEnum):
+    """How a run ended."""
+
+    passed = "passed"  # executed, and every acceptance rule holds
+    failed = "failed"  # executed, but a rule does not hold or a ruled metric is missing
+    error = "error"  # not executed to the end: exception, timeout, dead kernel
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatasetUse(Frozen):
+    """A dataset a run opened, with the sha256 of the file it read."""
+
+    id: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    sha256: str
+
+
+class Environment(Frozen):
+    """What the notebook ran with: interpreter and package versions."""
+
+    python: str
+    platform: str
+    packages: dict[str, str]
+
+    def key(self) -> str:
+        """sha256 of the canonical JSON of this environment."""
+        import hashlib
+
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+class RunError(Frozen):
+    """Where and why a run did not finish."""
+
+    kind: str  # "exception", "timeout", "dead-kernel", "start"
+    cell_index: int | None = None  # 0-based index of the failing cell in the output notebook
+    ename: str = ""
+    evalue: str = ""
+    traceback: list[str] = Field(default_factory=list)
+
+
+class RuleResult(Frozen):
+    """One acceptance rule applied to one metric."""
+
+    metric: str
+    rule: str  # as written in the spec, e.g. "< 80"
+    value: Any = None
+    ok: bool
+
+
+class RunTask(Frozen):
+    """Everything an executor needs to execute one run, and nothing else (it is pickled)."""
+
+    batch_id: str
+    index: int  # position in the expanded grid
+    input_key: str
+    notebook: str  # absolute path of the program notebook
+    notebook_sha256: str
+    kernel: str
+    parameters: dict[str, Any]
+    cwd: str  # working directory of the kernel
+    timeout_s: float
+    attempt: int = 1
+
+
+class RunOutcome(Frozen):
+    """What executing one run produced, before the store and the rules see it."""
+
+    input_key: str
+    status_ok: bool  # False: see ``error``
+    error: RunError | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    datasets: list[DatasetUse] = Field(default_factory=list)
+    output_notebook: str  # the executed (possibly partial) notebook, nbformat JSON
+    started: datetime
+    ended: datetime
+    host: str
+    attempts: int = 1
+
+
+class RunRecord(Frozen):
+    """One finished run as stored: provenance, metrics, rules, status."""
+
+    run_id: str
+    input_key: str
+    batch_id: str
+    index: int
+    parameters: dict[str, Any]
+    notebook: str
+    notebook_sha256: str
+    kernel: str
+    environment: Environment
+    datasets: list[DatasetUse]
+    metrics: dict[str, Any]
+    rules: list[RuleResult]
+    status: RunStatus
+    error: RunError | None = None
+    started: datetime
+    ended: datetime
+    duration_s: float
+    attempts: int
+    host: str
+    output_notebook: str  # path of the output notebook, relative to the store root
+
+
+class BatchRecord(Frozen):
+    """A batch: its spec (as loaded), where it came from, and when it was started."""
+
+    batch_id: str
+    name: str
+    spec_path: str
+    spec: dict[str, Any]
+    created: datetime
+    runs: int  # size of the expanded grid
