@@ -134,3 +134,13 @@ class RunSpecError(ConfigFileError):
 
 class RunStoreError(RunsError):
     """The run store is unwritable, damaged or does not hold what was asked for."""
+
+
+class KernelStartError(RunsError):
+    """No kernel could be started for a run (the fork server, or the kernel itself, failed)."""
+
+
+class DashboardError(SmartfabError):
+    """A dashboard cannot be published, listed or served as asked."""
+
+    exit_code = 8
