@@ -1,0 +1,231 @@
+"""The app prototypes as viewers see them: the real Voila server and Debian's chromium.
+
+Voila serves ``notebooks/apps`` on loopback; each app must render its widgets with no error
+output, and the SPC chart must redraw when a viewer changes a control. Screenshots go to
+``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from conftest import IN_CI
+
+pytestmark = [pytest.mark.browser]
+
+ROOT = Path(__file__).resolve().parents[1]
+APPS = ROOT / "notebooks" / "apps"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+VOILA = str(Path(sys.executable).with_name("voila"))
+CHROMIUM = Path("/usr/bin/chromium")
+#: root needs --no-sandbox; the machine has no network besides loopback
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1280, "height": 1000}
+#: Voila starts a kernel and runs the whole notebook before the page is complete
+SERVER_TIMEOUT_S = 60.0
+PAGE_TIMEOUT_MS = 60_000
+#: CSS class of each app's outer box
+APP_CLASSES = {
+    "spc_chart": "sf-spc-app",
+    "tool_life_calculator": "sf-tool-app",
+    "machine_health_monitor": "sf-health-app",
+    "oee_dashboard": "sf-oee-app",
+}
+#: what Voila shows for a failing cell (its error template) and what a notebook's stderr shows
+ERROR_SELECTORS = (
+    ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+    ".jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']",
+    ".output_error",
+    ".voila-error",
+)
+
+#: Voila's message for a failing cell when tracebacks are hidden, and what a traceback shows
+ERROR_PHRASES = ("There was an error when executing cell", "Traceback", "Warning:")
+#: drawn data of a bqplot figure: lines, scatter points, bars
+MARK_SELECTORS = ("path.line", "path.dot", "rect.bar")
+
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists() and not IN_CI,
+    reason=f"{CHROMIUM} not installed (scripts/bootstrap test installs it)",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class VoilaServer:
+    """A Voila server process and the URL it answers on."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def app_url(self, name: str) -> str:
+        return f"{self.url}/voila/render/{name}.ipynb"
+
+
+def _wait_until_up(server: VoilaServer) -> None:
+    deadline = time.monotonic() + SERVER_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(
+                f"voila exited with {server.proc.returncode}:\n{server.log.read_text()}"
+            )
+        try:
+            # the tree page answers once the server listens
+            if requests.get(f"{server.url}/", timeout=2).status_code < 500:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"voila not up in {SERVER_TIMEOUT_S} s:\n{server.log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def sf_voila(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoilaServer]:
+    """Voila serving the apps folder on a free loopback port, with its own data directory."""
+    base = tmp_path_factory.mktemp("voila")
+    env = dict(os.environ)
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        path = base / name.lower()
+        path.mkdir()
+        env[name] = str(path)
+    env["SMARTFAB_DATA_DIR"] = str(base / "data")
+    port = _free_port()
+    log = base / "voila.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                VOILA,
+                str(APPS),
+                "--no-browser",
+                f"--port={port}",
+                "--Voila.ip=127.0.0.1",
+                f"--Voila.root_dir={APPS}",
+                "--Voila.port_retries=0",
+            ],
+            cwd=APPS,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = VoilaServer(proc, f"http://127.0.0.1:{port}", log)
+    try:
+        _wait_until_up(server)
+        yield server
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def sf_browser() -> Iterator[Browser]:
+    """Debian's chromium, headless (never a downloaded browser)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def sf_page(sf_browser: Browser) -> Iterator[Page]:
+    context = sf_browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def open_app(page: Page, server: VoilaServer, name: str) -> None:
+    """Open an app and wait until its widgets and its first figure are drawn."""
+    page.goto(server.app_url(name))
+    app = f".{APP_CLASSES[name]}"
+    page.wait_for_selector(app, state="visible")
+    page.wait_for_function(
+        "sel => document.querySelectorAll(MARKS.map(m => sel + ' .bqplot svg ' + m).join(','))"
+        ".length > 0".replace("MARKS", repr(list(MARK_SELECTORS))),
+        arg=app,
+    )
+    for selector in ERROR_SELECTORS:
+        assert page.locator(selector).count() == 0, f"{name} shows error output ({selector})"
+    text = page.locator("body").inner_text()
+    for phrase in ERROR_PHRASES:
+        assert phrase not in text, f"{name} shows {phrase!r}"
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"app-{name}.png"), full_page=True)
+
+
+#: the chart's data marks as a fingerprint: every path's geometry and the red (alarm) points
+CHART_STATE_JS = """
+() => {
+  const chart = document.querySelector('.sf-spc-chart');
+  const lines = [...chart.querySelectorAll('svg path.line')].map(p => p.getAttribute('d') || '');
+  const dots = [...chart.querySelectorAll('svg path.dot')];
+  const alarms = dots.filter(d => getComputedStyle(d).fill === 'rgb(214, 39, 40)');
+  return {lines: lines.join('|'), dots: dots.length, alarms: alarms.length,
+          alarmsAt: alarms.map(d => d.getAttribute('transform')).join(' ')};
+}
+"""
+
+
+@needs_chromium
+def test_spc_chart_redraws_when_controls_change(sf_voila: VoilaServer, sf_page: Page) -> None:
+    page = sf_page
+    open_app(page, sf_voila, "spc_chart")
+    page.wait_for_function(f"({CHART_STATE_JS})().alarms > 0")
+    before = page.evaluate(CHART_STATE_JS)
+
+    # an X-bar chart of five: a fifth of the points, a new trace
+    page.locator(".sf-spc-subgroup select").select_option(label="5")
+    page.wait_for_function(f"({CHART_STATE_JS})().lines !== {before['lines']!r}".replace("\n", " "))
+    xbar = page.evaluate(CHART_STATE_JS)
+    assert xbar["dots"] < before["dots"]
+
+    # switching rule 4 on flags more points
+    page.locator(".sf-spc-rule-4 input[type=checkbox]").check()
+    page.wait_for_function(f"({CHART_STATE_JS})().alarmsAt !== {xbar['alarmsAt']!r}")
+    ruled = page.evaluate(CHART_STATE_JS)
+    assert ruled["alarms"] > xbar["alarms"]
+    assert page.locator(".sf-spc-alarm-count").inner_text() == str(ruled["alarms"])
+    screenshot(page, "spc_chart")
+
+
+@needs_chromium
+@pytest.mark.parametrize(
+    "name", ["tool_life_calculator", "machine_health_monitor", "oee_dashboard"]
+)
+def test_app_renders_without_errors(sf_voila: VoilaServer, sf_page: Page, name: str) -> None:
+    open_app(sf_page, sf_voila, name)
+    screenshot(sf_page, name)
