@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from conftest import IN_CI
+from browsertools import chromium, needs_chromium
 
 pytestmark = [pytest.mark.browser]
 
@@ -29,17 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 APPS = ROOT / "notebooks" / "apps"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 VOILA = str(Path(sys.executable).with_name("voila"))
-CHROMIUM = Path("/usr/bin/chromium")
-#: root needs --no-sandbox; the machine has no network besides loopback
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1280, "height": 1000}
 #: Voila starts a kernel and runs the whole notebook before the page is complete
 SERVER_TIMEOUT_S = 60.0
@@ -63,11 +52,6 @@ ERROR_SELECTORS = (
 ERROR_PHRASES = ("There was an error when executing cell", "Traceback", "Warning:")
 #: drawn data of a bqplot figure: lines, scatter points, bars
 MARK_SELECTORS = ("path.line", "path.dot", "rect.bar")
-
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists() and not IN_CI,
-    reason=f"{CHROMIUM} not installed (scripts/bootstrap test installs it)",
-)
 
 
 def _free_port() -> int:
@@ -150,10 +134,8 @@ def sf_voila(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoilaServer]:
 @pytest.fixture(scope="module")
 def sf_browser() -> Iterator[Browser]:
     """Debian's chromium, headless (never a downloaded browser)."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

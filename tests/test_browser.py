@@ -15,24 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
-from conftest import IN_CI
+from browsertools import chromium, needs_chromium
 from hubtools import ARTIFACTS, HubClient, RunningHub
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub]
 
-CHROMIUM = Path("/usr/bin/chromium")
-#: root needs --no-sandbox; the machine has no network besides loopback
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1280, "height": 800}
 
 TEAM = "acme-machining"
@@ -45,11 +34,6 @@ EMPTY_NOTEBOOK: dict[str, Any] = {
     "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
 }
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists() and not IN_CI,
-    reason=f"{CHROMIUM} not installed (scripts/bootstrap test installs it)",
-)
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +48,8 @@ def sf_browser_hub(sf_hub_factory: Callable[..., RunningHub]) -> Iterator[Runnin
 @pytest.fixture(scope="module")
 def sf_browser() -> Iterator[Browser]:
     """Debian's chromium, headless (never a downloaded browser)."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -20,10 +20,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from smartfab.datasets.checksums import sha256_of
 from smartfab.runs.models import DatasetUse, Environment
 
-#: read size for file hashes
-BLOCK = 1 << 20
 #: bump when the layout of the hashed documents changes: old keys then stop matching
 KEY_VERSION = 1
 
@@ -128,12 +127,8 @@ def run_id(input_key: str, datasets: Iterable[DatasetUse]) -> str:
 
 
 def sha256_file(path: Path | str) -> str:
-    """Hex sha256 of the file at ``path``."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while block := handle.read(BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex sha256 of the file at ``path`` (the same digest the dataset catalog uses)."""
+    return sha256_of(path)
 
 
 def host() -> str:

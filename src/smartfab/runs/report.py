@@ -13,19 +13,18 @@ smartfab.runs.compare.compare_batches : what changed between two batches of the 
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import hashlib
 import io
 import json
 import os
-import secrets
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from smartfab.atomicfile import write_atomic
 from smartfab.errors import RunsError
 from smartfab.runs.models import BatchRecord, RunRecord
 from smartfab.runs.report_data import BatchSummary, ReportLayout, layout_of, summarize
@@ -186,23 +185,3 @@ def _image_digest(data: str) -> dict[str, Any]:
     except ValueError:  # binascii.Error: the digest of the text still tells images apart
         raw = data.encode("utf-8", "replace")
     return {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder.
-
-    The temporary file is created with the usual permissions (``0o666`` less the umask) so the
-    report is as readable as any other file the user writes; it is removed if anything fails.
-    """
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        raise

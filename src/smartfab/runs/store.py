@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from smartfab.atomicfile import fsync_folder, write_atomic
 from smartfab.errors import RunStoreError
 from smartfab.runs.models import BatchRecord, RunRecord, RunStatus
 from smartfab.runs.provenance import jsonable
@@ -518,37 +519,15 @@ def _ensure_writable_folder(folder: Path) -> None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` holds either its old content or all of
-    ``data``, even if the process is killed or the machine stops: a hidden temp file in the
-    same folder (created if needed), flushed to disk, renamed over ``path``."""
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    """Write ``data`` to ``path`` atomically (see :mod:`smartfab.atomicfile`), creating the
+    folder if needed; a failure is a RunStoreError naming the file."""
     try:
         if not path.parent.is_dir():
             path.parent.mkdir(exist_ok=True)
-            _fsync_folder(path.parent.parent)  # the new folder's own entry
-        # mode 0o666 through the umask, like any file the user creates
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-        _fsync_folder(path.parent)
+            fsync_folder(path.parent.parent)  # the new folder's own entry
+        write_atomic(path, data)
     except OSError as err:
-        temp.unlink(missing_ok=True)
         raise RunStoreError(f"{path}: cannot write: {_reason(err)}") from err
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _subfolders(folder: Path) -> list[Path]:
