@@ -31,8 +31,15 @@ def _add_runs() -> None:
     app.add_typer(runs_app, name="runs")
 
 
+def _add_dashboards() -> None:
+    from smartfab.dashboards.commands import app as dashboards_app
+
+    app.add_typer(dashboards_app, name="dashboards")
+
+
 _add_datasets()
 _add_runs()
+_add_dashboards()
 
 DEFAULT_ALLIANCE = Path("hub/alliance.yaml")
 
@@ -40,14 +47,20 @@ DEFAULT_ALLIANCE = Path("hub/alliance.yaml")
 @hub_app.command("check")
 def hub_check(
     file: Annotated[Path, typer.Argument(help="The alliance file to validate.")] = DEFAULT_ALLIANCE,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Also accept dashboard grants of apps published in this state dir."),
+    ] = None,
 ) -> None:
     """Validate an alliance file; list every problem with file, line and field path.
 
     Example: smartfab hub check hub/alliance.yaml
     """
     from smartfab.alliance import load_alliance
+    from smartfab.dashboards.checks import check_known_grants
 
     alliance = load_alliance(file)
+    check_known_grants(file, state_dir)
     owners = len(alliance.server_owners)
     typer.echo(
         f"{file}: ok ({len(alliance.people)} people, {len(alliance.teams)} teams, "

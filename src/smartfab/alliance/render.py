@@ -15,6 +15,7 @@ The access model:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from traitlets.config import Config
@@ -144,24 +145,30 @@ def workspace_oauth_client(team: Team) -> str:
     return f"jupyterhub-user-{team.workspace_user}"
 
 
-def set_workspace_consent(c: Config, alliance: Alliance) -> None:
+def set_workspace_consent(c: Config, alliance: Alliance, services: Sequence[str] = ()) -> None:
     """Members open their team workspace without JupyterHub's "authorize access" page.
 
     The page warns before handing one's identity to *someone else's* server; a workspace is
     the team's own, and access to it was granted by the team role in the alliance file.
+    ``services`` are OAuth client ids of the alliance's own services (this setting replaces
+    the list the hub derives from ``oauth_no_confirm`` of each service).
     """
     c.JupyterHub.tornado_settings = {
-        "oauth_no_confirm_list": {workspace_oauth_client(t) for t in alliance.teams}
+        "oauth_no_confirm_list": {workspace_oauth_client(t) for t in alliance.teams} | set(services)
     }
 
 
 def render_alliance(
-    c: Config, alliance: Alliance, service_roles: list[dict[str, Any]] | None = None
+    c: Config,
+    alliance: Alliance,
+    service_roles: list[dict[str, Any]] | None = None,
+    no_confirm_services: Sequence[str] = (),
 ) -> None:
-    """Apply every alliance-derived setting to ``c`` (``service_roles`` join the role list)."""
+    """Apply every alliance-derived setting to ``c`` (``service_roles`` join the role list;
+    ``no_confirm_services`` skip the OAuth consent page)."""
     set_groups(c, alliance)
     set_roles(c, alliance, service_roles)
-    set_workspace_consent(c, alliance)
+    set_workspace_consent(c, alliance, no_confirm_services)
     set_admins(c, alliance)
     set_accounts(c, alliance)
     set_team_ids(c, alliance)

@@ -14,6 +14,9 @@ from traitlets.config import Config
 
 from smartfab.alliance import Alliance, load_alliance
 from smartfab.alliance.render import SERVER_ROLE, render_alliance
+from smartfab.dashboards.access import SERVICE_NAME as DASHBOARDS_SERVICE
+from smartfab.dashboards.access import access_role
+from smartfab.dashboards.hubservice import dashboards_service
 from smartfab.hub.settings import HubSettings, load_settings
 from smartfab.hub.state import StateDir
 
@@ -102,7 +105,8 @@ def set_pages(c: Config, alliance: Alliance) -> None:
 
 
 def service_definitions(settings: HubSettings, status_token: str) -> list[dict[str, Any]]:
-    """Managed idle culler and the API-only status service used by ``smartfab hub status``."""
+    """Managed idle culler, the dashboards service, and the API-only status service used by
+    ``smartfab hub status``."""
     return [
         {
             "name": IDLE_CULLER,
@@ -114,6 +118,7 @@ def service_definitions(settings: HubSettings, status_token: str) -> list[dict[s
             ],
         },
         {"name": STATUS_SERVICE, "api_token": status_token},
+        dashboards_service(settings),
     ]
 
 
@@ -147,7 +152,12 @@ def apply_hub_config(c: Config, settings: HubSettings, alliance: Alliance) -> No
     set_spawner(c, settings)
     set_pages(c, alliance)
     set_services(c, settings, state.status_token.read_text().strip())
-    render_alliance(c, alliance, service_roles())
+    render_alliance(
+        c,
+        alliance,
+        [*service_roles(), access_role(alliance)],
+        no_confirm_services=[f"service-{DASHBOARDS_SERVICE}"],
+    )
 
 
 def configure_hub(c: Config) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from smartfab.alliance import Alliance, load_alliance
+from smartfab.dashboards.hubservice import ensure_dashboard_accounts
 from smartfab.errors import HubError
 from smartfab.hub.layout import Layout
 from smartfab.hub.processes import (
@@ -72,6 +73,7 @@ def prepare(settings: HubSettings, alliance: Alliance) -> Layout:
     ensure_port_free("127.0.0.1", settings.proxy_api_port, "proxy API")
     layout = Layout.from_settings(settings)
     provision_alliance(layout, alliance)
+    ensure_dashboard_accounts(settings, alliance)
     settings.save()
     return layout
 

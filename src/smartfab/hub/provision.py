@@ -15,6 +15,8 @@ from smartfab.hub import accounts
 from smartfab.hub.layout import TEAM_LINKS_DIR, Layout
 from smartfab.hub.settings import SpawnMode
 
+#: hub-style user names of the accounts that run each team's dashboards (Voila and kernels)
+DASHBOARD_USER_PREFIX = "dash-"
 #: useradd/usermod lock /etc/passwd and /etc/group; the hub runs spawns concurrently
 _ACCOUNTS_LOCK = threading.Lock()
 
@@ -65,6 +67,30 @@ def ensure_member(layout: Layout, hub_user: str, team_ids: Iterable[str]) -> Pat
         if stale.is_symlink() and stale.name not in teams:
             stale.unlink()
     return home
+
+
+def dashboard_user(team_id: str) -> str:
+    """Hub-style name whose system account (``<prefix>dash-<team>``) runs the team's Voila."""
+    return f"{DASHBOARD_USER_PREFIX}{team_id}"
+
+
+def ensure_dashboard_account(layout: Layout, team_id: str) -> Path:
+    """Account (system mode) and home of the Voila that renders ``team_id``'s dashboards;
+    returns the home.
+
+    In system mode the account ``<prefix>dash-<team>`` has its own user group and, as its only
+    team group, the team's: its kernels read the team's curated datasets and nothing of any
+    other team. The team group must exist (see :func:`ensure_workspace`).
+    """
+    name = dashboard_user(team_id)
+    home = layout.home(name)
+    if layout.mode is SpawnMode.single:
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+    with _ACCOUNTS_LOCK:
+        account = accounts.ensure_user(layout.system_user(name), home)
+        accounts.ensure_team_groups(account.pw_name, {layout.team_group(team_id)}, layout.prefix)
+    return Path(account.pw_dir)
 
 
 def provision_alliance(layout: Layout, alliance: Alliance) -> None:
