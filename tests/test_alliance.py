@@ -193,6 +193,11 @@ MALFORMED: dict[str, tuple[str, str, list[str]]] = {
         "people[2].name",
         ["'team-lead'", "'team-'", "reserved"],
     ),
+    "person-name-dashboards-reserved": (
+        HEAD + f"  - name: dash-acme  {MARK}\n",
+        "people[2].name",
+        ["'dash-acme'", "'dash-'", "reserved", "dashboards"],
+    ),
     "team-id-viewers-suffix": (
         HEAD + ACME.replace("id: acme", f"id: acme-viewers  {MARK}"),
         "teams[0].id",

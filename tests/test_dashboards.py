@@ -284,6 +284,30 @@ def test_kernel_of_another_person_is_refused(sf_dash_hub: RunningHub) -> None:
 
 
 @pytest.mark.hub
+def test_assets_from_the_service_cached_by_version(sf_dash_hub: RunningHub) -> None:
+    """Voila's files come from the service: versioned ones immutable, the others revalidated;
+    nothing outside the asset folders, and nothing without the hub identity."""
+    wim = viewer(sf_dash_hub, "wim")
+    page = get(wim, sf_dash_hub, "spc-chart/")
+    config = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                       page.text, re.S)  # fmt: skip
+    assert config, "the page has no page config"
+    extensions = json.loads(config.group(1))["federated_extensions"]
+    assert extensions, "the page loads no JupyterLab extension"
+    first = extensions[0]
+    hashed = get(wim, sf_dash_hub, f"voila/labextensions/{first['name']}/{first['load']}")
+    assert hashed.status_code == 200
+    assert "immutable" in hashed.headers["Cache-Control"]
+    plain = get(wim, sf_dash_hub, "voila/static/voila.js")
+    assert plain.status_code == 200 and "Etag" in plain.headers
+    assert "immutable" not in plain.headers.get("Cache-Control", "")
+    assert get(wim, sf_dash_hub, "voila/static/../../voila/__init__.py").status_code in (403, 404)
+    anonymous = requests.get(f"{sf_dash_hub.url}{PREFIX}voila/static/voila.js",
+                             allow_redirects=False, timeout=30)  # fmt: skip
+    assert anonymous.status_code == 302
+
+
+@pytest.mark.hub
 def test_unauthenticated_goes_to_hub_login(sf_dash_hub: RunningHub) -> None:
     first = requests.get(f"{sf_dash_hub.url}{PREFIX}", allow_redirects=False, timeout=30)
     assert first.status_code == 302

@@ -46,6 +46,7 @@ def sf_settings(tmp_path: Path) -> HubSettings:
         proxy_api_port=8125,
         spawn_mode=SpawnMode.single,
         idle_timeout=900,
+        dashboard_pool_size=3,
         allowed_failed_logins=7,
         seconds_before_next_try=42,
         python_bin=Path("/opt/py/bin"),
@@ -282,6 +283,8 @@ def test_services(sf_settings: HubSettings) -> None:
     status_role = roles[hub_config.STATUS_SERVICE]
     assert status_role["services"] == [hub_config.STATUS_SERVICE]
     assert not any(s.startswith(("admin", "delete", "servers")) for s in status_role["scopes"])
+    dashboards = services["dashboards"]["command"]
+    assert dashboards[dashboards.index("--pool-size") + 1] == "3"
 
 
 def test_apply_hub_config(sf_settings: HubSettings, sf_alliance: Alliance) -> None:

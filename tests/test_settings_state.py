@@ -187,6 +187,7 @@ def test_load_settings_without_env(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"account_prefix": "BAD"}, "--account-prefix"),
         ({"port": 0}, "--port"),
         ({"idle_timeout": 5}, "--idle-timeout"),
+        ({"dashboard_pool_size": -1}, "--dashboard-pool-size"),
         ({"allowed_failed_logins": 0}, "--max-failed-logins"),
     ],
 )

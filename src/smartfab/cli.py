@@ -98,6 +98,14 @@ def hub_up(
     idle_timeout: Annotated[
         int, typer.Option(help="Seconds of inactivity before the culler stops a server.")
     ] = 3600,
+    dashboard_pool_size: Annotated[
+        int,
+        typer.Option(
+            help="Kernels kept ready, with the notebook already executed, per dashboard app "
+            "and team: that many viewers opening an app at once get it without waiting for "
+            "a kernel (about 150 MB of memory each); 0 starts a kernel per page view."
+        ),
+    ] = 2,
     db_url: Annotated[
         str, typer.Option(help="Database URL (default: SQLite in the state dir).")
     ] = "",
@@ -144,6 +152,7 @@ def hub_up(
         home_root=home_root.resolve(),
         proxy_command=find_proxy([alliance_file.parent, Path.cwd()]),
         idle_timeout=idle_timeout,
+        dashboard_pool_size=dashboard_pool_size,
         db_url=db_url,
         allowed_failed_logins=max_failed_logins,
         seconds_before_next_try=lockout_seconds,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from smartfab.alliance.models import (
+    DASHBOARD_USER_PREFIX,
     VIEWERS_SUFFIX,
     WORKSPACE_PREFIX,
     Alliance,
@@ -57,6 +58,12 @@ def _reserved_names(alliance: Alliance) -> Iterator[Finding]:
                 ("people", index, "name"),
                 f"person name {person.name!r} starts with {WORKSPACE_PREFIX!r}, "
                 "which is reserved for team workspaces",
+            )
+        if person.name.startswith(DASHBOARD_USER_PREFIX):
+            yield (
+                ("people", index, "name"),
+                f"person name {person.name!r} starts with {DASHBOARD_USER_PREFIX!r}, "
+                "which is reserved for the accounts that run each team's dashboards",
             )
     for index, team in enumerate(alliance.teams):
         if team.id.endswith(VIEWERS_SUFFIX):

@@ -19,6 +19,8 @@ PERSON_NAME_MAX = 24
 TEAM_ID_MAX = 20
 #: hub user names reserved for team workspaces start with this
 WORKSPACE_PREFIX = "team-"
+#: hub-style user names of the accounts that run each team's dashboards start with this
+DASHBOARD_USER_PREFIX = "dash-"
 #: suffix of the hub group that holds a team's viewers
 VIEWERS_SUFFIX = "-viewers"
 

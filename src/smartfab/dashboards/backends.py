@@ -17,7 +17,6 @@ import logging
 import os
 import pwd
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from smartfab.atomicfile import write_atomic
 from smartfab.dashboards.access import DashboardAccess
 from smartfab.dashboards.registry import Dashboard, DashboardCatalog
 from smartfab.dashboards.voila import RunAs, VoilaProcess
-from smartfab.datasets.access import GRANTS_ENV, SHARED_DATA_ENV, TEAMS_ENV
 from smartfab.errors import DashboardError
 from smartfab.hub.layout import Layout
 from smartfab.hub.provision import dashboard_user, ensure_dashboard_account
@@ -44,16 +42,6 @@ SINGLE_MODE_WARNING = """\
 Dashboard kernels of every team run as {account}, the hub's own account: one firm's apps can
 read every other firm's data. Use this only for development; run the hub as root for
 system-account mode, where each team's dashboards run as '<prefix>dash-<team>'."""
-
-
-def dataset_environment(layout: Layout, team: str, grants: Iterable[str]) -> dict[str, str]:
-    """The dataset catalog's view for kernels of ``team``: as in the team's own servers."""
-    shared = [layout.state.datasets, layout.team_datasets(team)]
-    return {
-        TEAMS_ENV: team,
-        GRANTS_ENV: ",".join(sorted(set(grants))),
-        SHARED_DATA_ENV: os.pathsep.join(str(p) for p in shared),
-    }
 
 
 def voila_environment(home: Path, account: str, datasets: dict[str, str]) -> dict[str, str]:
@@ -109,13 +97,15 @@ class TeamVoilas:
         Spawn mode, account prefix, homes and team folders of the hub.
     base_url:
         The service's prefix, written by Voila into its pages.
+    pool_size:
+        Executed kernels each Voila keeps ready per app.
     """
 
     catalog: DashboardCatalog
     access: DashboardAccess
     layout: Layout
     base_url: str
-    pool_size: int = 1
+    pool_size: int = 2
     voilas: dict[str, VoilaProcess] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -171,15 +161,15 @@ class TeamVoilas:
     def _start(self, team: str) -> VoilaProcess:
         identity = self.identity(team)
         self.sync_team(team, identity)
-        grants = next(t.grants.datasets for t in self.access.alliance.teams if t.id == team)
+        grants = {t.id: t.grants.datasets for t in self.access.alliance.teams}
         account = (
             self.layout.system_user(dashboard_user(team))
             if self.layout.mode is SpawnMode.system
             else pwd.getpwuid(os.getuid()).pw_name
         )
-        env = voila_environment(
-            identity.home, account, dataset_environment(self.layout, team, grants)
-        )
+        # the same view of the datasets as the team's own servers
+        datasets = self.layout.dataset_environment([team], grants)
+        env = voila_environment(identity.home, account, datasets)
         voila = VoilaProcess(
             serve_dir=self.serve_dir(team),
             base_url=self.base_url,

@@ -15,7 +15,7 @@ from smartfab.hub.provision import ensure_dashboard_account
 from smartfab.hub.settings import HubSettings
 
 
-def dashboards_service(settings: HubSettings, pool_size: int = 1) -> dict[str, Any]:
+def dashboards_service(settings: HubSettings) -> dict[str, Any]:
     """Managed service ``dashboards`` on a free loopback port, behind the hub's OAuth.
 
     Viewers skip the "authorize access" page: the service is the alliance's own, and access to
@@ -27,7 +27,7 @@ def dashboards_service(settings: HubSettings, pool_size: int = 1) -> dict[str, A
         sys.executable, "-m", "smartfab.dashboards.service",
         "--alliance", str(settings.alliance_file),
         "--state-dir", str(state),
-        "--pool-size", str(pool_size),
+        "--pool-size", str(settings.dashboard_pool_size),
         "--spawn-mode", settings.spawn_mode.value,
         "--account-prefix", settings.account_prefix,
         "--home-root", str(settings.home_root),

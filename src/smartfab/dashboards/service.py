@@ -6,7 +6,8 @@ Routes under the service prefix (``/services/dashboards/``):
 * ``""`` the gallery of the dashboards granted to the person's teams;
 * ``<id>/`` a dashboard, rendered by the Voila of a team of the person's that it is granted to
   (403 when not granted);
-* ``voila/(static|templates|labextensions|api/themes)/...`` Voila's assets;
+* ``voila/(static|templates|labextensions)/...`` Voila's assets, read from the installed files
+  (:mod:`smartfab.dashboards.assets`); ``voila/api/themes/...`` its themes (from a Voila);
 * ``api/kernels/<kernel>`` (GET), ``api/kernels/<kernel>/channels`` and ``voila/query/<kernel>``:
   model and websockets of kernels rendered for the same person (sent to that kernel's Voila);
   ``voila/api/shutdown/<kernel>`` ends such a kernel;
@@ -36,6 +37,7 @@ from tornado import web, websocket
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 
 from smartfab.dashboards.access import DashboardAccess
+from smartfab.dashboards.assets import IMMUTABLE, asset_handlers, versioned
 from smartfab.dashboards.backends import TeamVoilas
 from smartfab.dashboards.gallery import render_gallery
 from smartfab.dashboards.registry import DashboardCatalog
@@ -50,9 +52,7 @@ log = logging.getLogger("smartfab.dashboards")
 
 KERNEL_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 KERNEL_IN_PAGE = re.compile(r'"kernelId"\s*:\s*"(' + KERNEL_ID + ')"')
-ASSET_KINDS = r"(?:static|templates|labextensions|api/themes)"
 MAX_UPSTREAM_FETCHES = 200
-IMMUTABLE = "public, max-age=31536000, immutable"
 #: response headers of Voila passed on to the browser (never its cookies)
 PASSED_HEADERS = ("Content-Type", "Cache-Control", "Etag", "Last-Modified", "Expires")
 
@@ -185,7 +185,9 @@ class RenderHandler(DashboardsHandler):
         self.send(reply)
 
 
-class AssetHandler(DashboardsHandler):
+class ThemeHandler(DashboardsHandler):
+    """Voila's themes (their CSS names the labextension folders of the Voila that serves it)."""
+
     @web.authenticated
     async def get(self, path: str) -> None:
         query = f"?{self.request.query}" if self.request.query else ""
@@ -193,8 +195,8 @@ class AssetHandler(DashboardsHandler):
             voila = self.state.backends.any_running()
         except DashboardError as err:
             raise web.HTTPError(502, "dashboards backend unavailable") from err
-        versioned = "v" in self.request.query_arguments
-        self.send(await self.fetch_upstream(voila, f"voila/{path}{query}"), immutable=versioned)
+        reply = await self.fetch_upstream(voila, f"voila/{path}{query}")
+        self.send(reply, immutable=versioned(path, self.request.query_arguments))
 
 
 class ShutdownHandler(DashboardsHandler):
@@ -291,14 +293,15 @@ class QueryRelayHandler(KernelRelayHandler):
 
 def make_app(state: ServiceState) -> web.Application:
     """The tornado application of the service, below ``state.prefix``."""
-    # a page loads ~120 assets; the default of 10 parallel fetches queues concurrent viewers
+    # pages of concurrent viewers, their themes and kernel models: more than the default of 10
     AsyncHTTPClient.configure(None, max_clients=MAX_UPSTREAM_FETCHES)
     p = re.escape(state.prefix)
     return web.Application(
         [
             (p, GalleryHandler),
             (p + "oauth_callback", HubOAuthCallbackHandler),
-            (p + rf"voila/({ASSET_KINDS}/.*)", AssetHandler),
+            *asset_handlers(p),
+            (p + r"voila/(api/themes/.*)", ThemeHandler),
             (p + rf"voila/api/shutdown/({KERNEL_ID})", ShutdownHandler),
             (p + rf"voila/query/({KERNEL_ID})", QueryRelayHandler),
             (p + rf"api/kernels/({KERNEL_ID})/channels", KernelRelayHandler),
@@ -319,7 +322,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alliance", type=Path, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--registry", type=Path, default=None)
-    parser.add_argument("--pool-size", type=int, default=1)
+    parser.add_argument(
+        "--pool-size", type=int, default=2, help="executed kernels kept ready per app"
+    )
     parser.add_argument("--spawn-mode", choices=[m.value for m in SpawnMode], required=True)
     parser.add_argument("--account-prefix", required=True)
     parser.add_argument("--home-root", type=Path, required=True)

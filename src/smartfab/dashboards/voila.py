@@ -83,7 +83,7 @@ class VoilaProcess:
         URL prefix Voila writes into its pages, the service's own prefix, so asset and kernel
         URLs in a rendered page point back at the service.
     pool_size:
-        Warm kernels kept per notebook.
+        Executed kernels kept ready per notebook.
     identity:
         Account to run as (None: the service's own).
     env:
@@ -94,7 +94,7 @@ class VoilaProcess:
 
     serve_dir: Path
     base_url: str
-    pool_size: int = 1
+    pool_size: int = 2
     cull_idle_seconds: int = 900
     port: int = field(default_factory=free_loopback_port)
     token: str = field(default_factory=lambda: secrets.token_hex(24))
@@ -121,6 +121,9 @@ class VoilaProcess:
             f"--token={self.token}",
             "--preheat_kernel=True",
             f"--pool_size={self.pool_size}",
+            # kernels start a few at a time: many viewers at once do not starve each other
+            "--VoilaConfiguration.multi_kernel_manager_class="
+            "smartfab.dashboards.kernels.PacedKernelManager",
             "--strip_sources=True",
             # connection files in the account's own runtime dir, not in a shared /var/tmp
             f"--Voila.connection_dir_root={self.runtime_dir}",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from smartfab.alliance.models import WORKSPACE_PREFIX
+from smartfab.datasets.access import GRANTS_ENV, SHARED_DATA_ENV, TEAMS_ENV
 from smartfab.hub.settings import HubSettings, SpawnMode
 from smartfab.hub.state import StateDir
 
@@ -62,3 +65,17 @@ class Layout:
     def team_datasets(self, team_id: str) -> Path:
         """Curated builds only this team may read (inside the team folder)."""
         return self.team_folder(team_id) / TEAM_DATASETS_DIR
+
+    def dataset_environment(
+        self, teams: Sequence[str], grants: Mapping[str, Iterable[str]]
+    ) -> dict[str, str]:
+        """What the dataset catalog of a server or dashboard kernel working for ``teams`` needs:
+        the teams, the datasets granted to them (``grants``: team id -> dataset ids) and the
+        folders of curated builds it may read (the public ones, then each team's own)."""
+        granted = sorted({d for team in teams for d in grants.get(team, ())})
+        shared = [self.state.datasets, *(self.team_datasets(team) for team in teams)]
+        return {
+            TEAMS_ENV: ",".join(teams),
+            GRANTS_ENV: ",".join(granted),
+            SHARED_DATA_ENV: os.pathsep.join(str(p) for p in shared),
+        }

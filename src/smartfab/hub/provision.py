@@ -10,13 +10,11 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from smartfab.alliance.models import Alliance
+from smartfab.alliance.models import DASHBOARD_USER_PREFIX, Alliance
 from smartfab.hub import accounts
 from smartfab.hub.layout import TEAM_LINKS_DIR, Layout
 from smartfab.hub.settings import SpawnMode
 
-#: hub-style user names of the accounts that run each team's dashboards (Voila and kernels)
-DASHBOARD_USER_PREFIX = "dash-"
 #: useradd/usermod lock /etc/passwd and /etc/group; the hub runs spawns concurrently
 _ACCOUNTS_LOCK = threading.Lock()
 

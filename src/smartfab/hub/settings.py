@@ -57,6 +57,12 @@ class HubSettings(BaseModel):
         default=True, description="fork servers from a warm process instead of starting each anew"
     )
     idle_timeout: int = Field(default=3600, ge=60, description="seconds before idle servers stop")
+    dashboard_pool_size: int = Field(
+        default=2,
+        ge=0,
+        le=16,
+        description="executed kernels kept ready per dashboard app and team (0: none)",
+    )
     allowed_failed_logins: int = Field(default=5, ge=1)
     seconds_before_next_try: int = Field(default=300, ge=1)
 

@@ -17,7 +17,6 @@ from jupyterhub.utils import random_port
 from traitlets import Bool, Dict, Enum, List, Unicode, default
 
 from smartfab.alliance.models import WORKSPACE_PREFIX
-from smartfab.datasets.access import GRANTS_ENV, SHARED_DATA_ENV, TEAMS_ENV
 from smartfab.errors import HubError
 from smartfab.hub.forkserver import MODE_VARIABLES, ForkServer, LaunchRequest, become
 from smartfab.hub.layout import Layout
@@ -200,14 +199,7 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
         """What the dataset catalog in the server needs: teams, grants, shared build folders."""
         team = self.workspace_team
         teams = [team] if team is not None else self.member_teams
-        grants = sorted({d for t in teams for d in self.team_grants.get(t, [])})
-        layout = self.layout
-        shared = [layout.state.datasets] + [layout.team_datasets(t) for t in teams]
-        return {
-            TEAMS_ENV: ",".join(teams),
-            GRANTS_ENV: ",".join(grants),
-            SHARED_DATA_ENV: os.pathsep.join(str(p) for p in shared),
-        }
+        return self.layout.dataset_environment(teams, self.team_grants)
 
     def user_env(self, env: dict[str, str]) -> dict[str, str]:
         env.update(self.dataset_env())
