@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,6 +87,21 @@ class RunTask(Frozen):
     cwd: str  # working directory of the kernel
     timeout_s: float
     attempt: int = 1
+
+    @classmethod
+    def again(cls, run: RunRecord, timeout_s: float) -> RunTask:
+        """The task that executes a stored run once more, with the same inputs."""
+        return cls(
+            batch_id=run.batch_id,
+            index=run.index,
+            input_key=run.input_key,
+            notebook=run.notebook,
+            notebook_sha256=run.notebook_sha256,
+            kernel=run.kernel,
+            parameters=run.parameters,
+            cwd=str(Path(run.notebook).parent),
+            timeout_s=timeout_s,
+        )
 
 
 class RunOutcome(Frozen):

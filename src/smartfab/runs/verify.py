@@ -43,26 +43,17 @@ def verify_runs(
 
     results: dict[str, Verification] = {}
     tasks: list[RunTask] = []
+    current: dict[str, str | None] = {}  # the batch's runs share one notebook: hash it once
     for run in runs:
-        path = Path(run.notebook)
-        if not path.is_file() or sha256_file(path) != run.notebook_sha256:
+        if run.notebook not in current:
+            path = Path(run.notebook)
+            current[run.notebook] = sha256_file(path) if path.is_file() else None
+        if current[run.notebook] != run.notebook_sha256:
             results[run.run_id] = Verification(
-                run, False, [f"{path}: the program is missing or changed since this run"]
+                run, False, [f"{run.notebook}: the program is missing or changed since this run"]
             )
             continue
-        tasks.append(
-            RunTask(
-                batch_id=run.batch_id,
-                index=run.index,
-                input_key=run.input_key,
-                notebook=run.notebook,
-                notebook_sha256=run.notebook_sha256,
-                kernel=run.kernel,
-                parameters=run.parameters,
-                cwd=str(path.parent),
-                timeout_s=timeout_s,
-            )
-        )
+        tasks.append(RunTask.again(run, timeout_s))
     executor = LocalExecutor()
     try:
         futures = [(task, executor.submit(task)) for task in tasks]
@@ -73,7 +64,7 @@ def verify_runs(
             problems = []
             if outcome.error is not None:
                 problems.append(f"error: {outcome.error.ename}: {outcome.error.evalue}")
-            changed_data = {u.id for u in run.datasets} ^ {u.id for u in outcome.datasets} or {
+            changed_data = {u.id for u in run.datasets if u not in outcome.datasets} | {
                 u.id for u in outcome.datasets if u not in run.datasets
             }
             if changed_data:
