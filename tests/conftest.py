@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hubtools import DEMO_ALLIANCE, RunningHub
+from smartfab.prctl import PR_SET_CHILD_SUBREAPER, prctl
 
 IS_ROOT = os.geteuid() == 0
 
@@ -120,3 +121,12 @@ def sf_hub_factory(
     for hub in hubs:
         if hub.proc is not None and hub.proc.poll() is None:
             hub.stop()
+
+
+@pytest.fixture
+def sf_subreaper() -> Iterator[None]:
+    """Make pytest a subreaper for one test: descendants orphaned under test (a killed owner's)
+    are adopted by pytest, so the test sees them gone, not zombies, and can reap them by pid."""
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+    yield
+    prctl(PR_SET_CHILD_SUBREAPER, 0)

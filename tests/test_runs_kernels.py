@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -30,7 +29,6 @@ from smartfab.runs.kernels import (
     shared_pool,
 )
 
-PR_SET_CHILD_SUBREAPER = 36
 MakeNotebook = Callable[..., Path]
 
 
@@ -405,15 +403,6 @@ pool.wait_until_ready(timeout=60)
 print(json.dumps(sorted(pool.process_ids())), flush=True)
 sys.stdin.read()  # until killed
 """
-
-
-@pytest.fixture
-def sf_subreaper() -> Iterator[None]:
-    """Adopt orphaned descendants (the killed owner's), so they can be seen gone, not zombies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    yield
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 def test_fork_server_and_kernels_die_with_a_killed_owner(

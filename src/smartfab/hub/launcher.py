@@ -17,9 +17,12 @@ from smartfab.dashboards.hubservice import ensure_dashboard_accounts
 from smartfab.errors import HubError
 from smartfab.hub.layout import Layout
 from smartfab.hub.processes import (
+    become_subreaper,
     ensure_port_free,
     install_stop_signals,
     pid_alive,
+    reap_exited_children,
+    stop_descendants,
     stop_tree,
     wait_until_ready,
 )
@@ -96,6 +99,8 @@ class HubRun:
         env = dict(os.environ)
         env[SETTINGS_ENV] = str(self.settings.state_dir / "hub-settings.json")
         cmd = [sys.executable, "-m", "jupyterhub", "-f", str(self.config_file)]
+        # whatever the hub leaves behind when it dies (proxy, services) stays ours to stop
+        become_subreaper()
         # a session of its own: the terminal's Ctrl-C reaches us, and we stop the hub in order
         self.proc = subprocess.Popen(
             cmd,
@@ -129,13 +134,17 @@ class HubRun:
         """Block until a stop is requested or the hub exits; then stop everything."""
         assert self.proc is not None
         while not self._stop.is_set() and self.proc.poll() is None:
+            # orphans we adopted that exit are reaped here; the hub's Popen reaps the hub
+            reap_exited_children(spare=self.proc.pid)
             self._stop.wait(0.5)
         return self.stop()
 
     def stop(self) -> int:
+        """Stop the hub and its tree, then every orphan it left us; return the hub's status."""
         code = 0
         if self.proc is not None:
             code = stop_tree(self.proc)
+        stop_descendants()
         self.state.run_file.unlink(missing_ok=True)
         return code
 

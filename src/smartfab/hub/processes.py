@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from collections.abc import Callable
 import psutil
 
 from smartfab.errors import HubError
+from smartfab.prctl import PR_SET_CHILD_SUBREAPER, prctl
 
 
 def ensure_port_free(ip: str, port: int, what: str) -> None:
@@ -79,6 +81,62 @@ def stop_tree(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_SECONDS) 
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
     return proc.returncode if proc.returncode is not None else 0
+
+
+def become_subreaper() -> None:
+    """Adopt this process's orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``).
+
+    When the hub dies (a crash during start-up, SIGKILL), the proxy and the services it started
+    are re-parented to this process rather than to PID 1, so :func:`stop_descendants` still finds
+    them. Their zombies are ours to reap from then on (:func:`reap_exited_children`).
+    """
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _exited(process: psutil.Process) -> bool:
+    try:
+        return bool(process.status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
+def reap_exited_children(spare: int | None = None) -> None:
+    """Reap every exited child of this process except ``spare``.
+
+    ``spare`` is the hub: its :class:`subprocess.Popen` must reap it itself, or it would never
+    learn the exit status.
+    """
+    for child in psutil.Process().children():
+        if child.pid != spare and _exited(child):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child.pid, os.WNOHANG)
+
+
+def stop_descendants(grace: float = 10.0, interval: float = 0.1) -> None:
+    """Stop every process below this one by pid (SIGTERM, ``grace`` seconds, SIGKILL); reap all.
+
+    For the launcher once its hub is reaped: what is left below it are orphans it adopted as a
+    subreaper. Nothing is chosen by name; a process that a dying parent leaves to us while this
+    runs is stopped and reaped too.
+    """
+    me = psutil.Process()
+
+    def alive() -> list[psutil.Process]:
+        reap_exited_children()
+        return [p for p in me.children(recursive=True) if not _exited(p)]
+
+    for process in alive():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    deadline = time.monotonic() + grace
+    while alive() and time.monotonic() < deadline:
+        time.sleep(interval)
+    deadline = time.monotonic() + grace
+    while me.children() and time.monotonic() < deadline:
+        for process in alive():  # what would not stop, and anything started meanwhile
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        time.sleep(interval)
 
 
 def pid_alive(pid: int | None) -> bool:

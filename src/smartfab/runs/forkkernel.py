@@ -34,7 +34,8 @@ The fork server is made of one module per job; this module gathers their public 
 from __future__ import annotations
 
 from smartfab.errors import KernelStartError
-from smartfab.runs.kernel_fork_process import PR_SET_PDEATHSIG, main, serve
+from smartfab.prctl import PR_SET_PDEATHSIG
+from smartfab.runs.kernel_fork_process import main, serve
 from smartfab.runs.kernel_fork_protocol import (
     MAX_MESSAGE,
     ExecProgram,

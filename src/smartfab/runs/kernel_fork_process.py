@@ -18,7 +18,6 @@ each child is killed when the server dies.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import importlib
 import json
@@ -34,6 +33,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from smartfab.prctl import PR_SET_PDEATHSIG, prctl
 from smartfab.runs.kernel_fork_protocol import (
     MAX_MESSAGE,
     ExecProgram,
@@ -43,15 +43,10 @@ from smartfab.runs.kernel_fork_protocol import (
 )
 from smartfab.runs.kernel_preload import preload
 
-PR_SET_PDEATHSIG = 1
-
 
 def _die_with_parent(signum: int) -> None:
     """Ask Linux to send ``signum`` to this process when its parent (thread) ends."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+    prctl(PR_SET_PDEATHSIG, signum)
 
 
 @dataclass
