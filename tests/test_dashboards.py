@@ -12,6 +12,7 @@ import struct
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -265,6 +266,30 @@ def test_everything_else_is_refused(sf_dash_hub: RunningHub) -> None:
         reply = wim.request(method, f"{sf_dash_hub.url}{PREFIX}{path}", timeout=30)
         assert reply.status_code in (403, 404), (method, path, reply.status_code)
         assert SOURCE_MARKER not in reply.text
+
+
+#: a URL in an attribute or an import of a page: ``src="..."``, ``href='...'``, ``import("...")``
+PAGE_URL = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']""")
+
+
+@pytest.mark.hub
+def test_dashboard_page_fetches_nothing_from_other_hosts(sf_dash_hub: RunningHub) -> None:
+    """No CDN style sheet or script: the page works on a factory network without internet, and
+    no third party learns who opens which dashboard. Every template file it names is served."""
+    wim = viewer(sf_dash_hub, "wim")
+    page = get(wim, sf_dash_hub, "spc-chart/")
+    assert page.status_code == 200
+    urls = [a or b for a, b in PAGE_URL.findall(page.text)]
+    assert any(PREFIX + "voila/static/voila.js" in url for url in urls), urls
+    foreign = [url for url in urls if urlparse(url).netloc or url.startswith("//")]
+    assert foreign == [], foreign
+    template_files = [url for url in urls if "/voila/templates/" in url]
+    assert template_files, urls
+    for url in template_files:
+        assert f"{PREFIX}voila/templates/smartfab/static/" in url, url
+        reply = wim.get(sf_dash_hub.url.rstrip("/") + url, timeout=30)
+        assert reply.status_code == 200, (url, reply.status_code)
+        assert "immutable" in reply.headers["Cache-Control"]
 
 
 @pytest.mark.hub

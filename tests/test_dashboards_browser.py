@@ -8,6 +8,8 @@ dashboard and a server of his own stay closed. Screenshot: ``tests/artifacts/das
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -127,4 +129,28 @@ def test_viewer_opens_restricted_oee_app(
         timeout=RENDER_TIMEOUT_MS,
     )
     expect_no_error_output(page)
+    page.close()
+
+
+@needs_chromium
+def test_leaving_a_dashboard_ends_its_kernel(
+    sf_dash_browser_hub: RunningHub, sf_dash_context: BrowserContext
+) -> None:
+    """The page's unload beacon reaches Voila through the service: the viewer's kernel is shut
+    down when he leaves, not kept until the idle cull."""
+    hub = sf_dash_browser_hub
+    page = sf_dash_context.new_page()
+    log_in(page, hub, "wim")
+    page.goto(f"{hub.url}services/dashboards/spc-chart/", timeout=RENDER_TIMEOUT_MS)
+    page.locator(".sf-spc-app").wait_for(timeout=RENDER_TIMEOUT_MS)
+    config = json.loads(page.locator("#jupyter-config-data").text_content() or "{}")
+    kernel_id = config["kernelId"]
+    assert f"Kernel shutdown: {kernel_id}" not in hub.log()
+    page.goto(f"{hub.url}services/dashboards/")
+    deadline = time.monotonic() + 30
+    while f"Kernel shutdown: {kernel_id}" not in hub.log():
+        assert time.monotonic() < deadline, (
+            f"kernel {kernel_id} still running after the viewer left"
+        )
+        time.sleep(0.2)
     page.close()

@@ -19,14 +19,11 @@ from typing import Any
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 from voila.paths import collect_static_paths  # type: ignore[import-untyped]
-from voila.static_file_handler import (  # type: ignore[import-untyped]
-    MultiStaticFileHandler,
-    TemplateStaticFileHandler,
-)
+from voila.static_file_handler import MultiStaticFileHandler  # type: ignore[import-untyped]
 from voila.utils import get_voila_labextensions_path  # type: ignore[import-untyped]
 
-#: the page template the dashboards' Voila renders with (Voila's default)
-TEMPLATE = "lab"
+from smartfab.dashboards.template import TEMPLATE, template_root_dirs
+
 IMMUTABLE = "public, max-age=31536000, immutable"
 #: an asset whose file name carries its content hash (labextensions' ``remoteEntry.<hash>.js``)
 HASHED_NAME = re.compile(r"\.[0-9a-f]{16,}\.(?:js|css)$")
@@ -65,22 +62,28 @@ class LabextensionHandler(_AssetMixin, MultiStaticFileHandler):  # type: ignore[
     """``voila/labextensions/...``: the JupyterLab extensions the page loads."""
 
 
-class TemplateAssetHandler(_AssetMixin, TemplateStaticFileHandler):  # type: ignore[misc]
-    """``voila/templates/<template>/static/...``: the template's CSS and scripts."""
+class TemplateAssetHandler(_AssetMixin, MultiStaticFileHandler):  # type: ignore[misc]
+    """``voila/templates/smartfab/static/...``: the static files of the page template and of the
+    templates it extends (style bundle, fonts)."""
 
 
 def asset_handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
     """Routes below ``prefix`` (a regular expression) for Voila's static files."""
+    roots = template_root_dirs()
     return [
         (
             prefix + r"voila/static/(.*)",
             VoilaStaticHandler,
-            {"paths": collect_static_paths(["voila", "nbconvert"], TEMPLATE)},
+            {"paths": collect_static_paths(["voila", "nbconvert"], TEMPLATE, root_dirs=roots)},
         ),
         (
             prefix + r"voila/labextensions/(.*)",
             LabextensionHandler,
             {"paths": get_voila_labextensions_path()},
         ),
-        (prefix + r"voila/templates/([^/]+/static/.*)", TemplateAssetHandler, {}),
+        (
+            prefix + rf"voila/templates/{TEMPLATE}/static/(.*)",
+            TemplateAssetHandler,
+            {"paths": collect_static_paths(["voila", "nbconvert"], TEMPLATE, root_dirs=roots)},
+        ),
     ]

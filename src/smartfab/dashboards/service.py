@@ -245,6 +245,9 @@ class KernelRelayHandler(HubOAuthenticated, websocket.WebSocketHandler):  # type
 
     async def open(self, kernel_id: str, *args: Any, **kwargs: Any) -> None:
         self.dropped = 0
+        # kernel messages are small and answer each other: Nagle's algorithm would hold each
+        # one back until the previous is acknowledged (40 ms with delayed ACKs)
+        self.set_nodelay(True)
         path = self.upstream_path.format(kernel_id=kernel_id)
         query = f"?{self.request.query}" if self.request.query else ""
         url = self.voila.url.replace("http", "ws", 1) + path + query
@@ -259,6 +262,9 @@ class KernelRelayHandler(HubOAuthenticated, websocket.WebSocketHandler):  # type
         except (OSError, HTTPClientError, websocket.WebSocketError) as err:
             log.warning("kernel %s unreachable: %s", kernel_id, err)
             self.close(1011, "kernel unavailable")
+            return
+        if self.upstream.protocol is not None:
+            self.upstream.protocol.set_nodelay(True)
 
     def from_upstream(self, message: str | bytes | None) -> None:
         if message is None:

@@ -9,7 +9,6 @@ of the service's own environment (its hub API token above all) reaches a kernel.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import secrets
@@ -22,10 +21,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smartfab.dashboards.template import TEMPLATE, with_template_path
 from smartfab.errors import DashboardError
 from smartfab.hub.forkserver import become
-
-_PR_SET_PDEATHSIG = 1
+from smartfab.prctl import PR_SET_PDEATHSIG, prctl
 
 
 def free_loopback_port() -> int:
@@ -67,8 +66,7 @@ def _start_child(identity: RunAs | None, cwd: Path) -> None:
         become(identity.uid, identity.gid, identity.groups, VOILA_UMASK, str(cwd))
     # after the change of credentials, which clears it: Voila must not outlive the service,
     # even when the service is killed with SIGKILL
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -125,6 +123,8 @@ class VoilaProcess:
             "--VoilaConfiguration.multi_kernel_manager_class="
             "smartfab.dashboards.kernels.PacedKernelManager",
             "--strip_sources=True",
+            # Voila's lab page without requests to other hosts
+            f"--template={TEMPLATE}",
             # connection files in the account's own runtime dir, not in a shared /var/tmp
             f"--Voila.connection_dir_root={self.runtime_dir}",
             "--show_tracebacks=False",
@@ -139,7 +139,7 @@ class VoilaProcess:
         self.proc = subprocess.Popen(
             self.command(),
             cwd=self.serve_dir,
-            env=self.env,
+            env=with_template_path(os.environ if self.env is None else self.env),
             stdin=subprocess.DEVNULL,
             preexec_fn=functools.partial(_start_child, self.identity, self.serve_dir),
         )
