@@ -33,8 +33,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import string
 import subprocess
@@ -53,10 +51,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 from browsertools import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from dashboardtools import make_project  # noqa: E402
 from hubtools import RunningHub  # noqa: E402
+from jupyterdirs import isolated_jupyter_dirs  # noqa: E402
+from smartfab.dashboards.voila import free_loopback_port  # noqa: E402
+from voilatools import start_plain_voila  # noqa: E402
 
 IS_ROOT = os.geteuid() == 0
 NOTEBOOK = ROOT / "notebooks" / "apps" / "spc_chart.ipynb"
-VOILA = str(Path(sys.executable).with_name("voila"))
 SMARTFAB = str(Path(sys.executable).with_name("smartfab"))
 VIEWER = "wim"
 #: targets of the issue
@@ -93,13 +93,6 @@ def account_prefix() -> str:
     return "sfd" + "".join(secrets.choice(alphabet) for _ in range(3)) + "-"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def viewer_browser(playwright: Playwright, profile: Path) -> BrowserContext:
     """A viewer's own browser: chromium with a persistent profile (cache, compiled code)."""
     return await playwright.chromium.launch_persistent_context(
@@ -124,69 +117,30 @@ async def time_until_visible(page: Page, url: str) -> float:
 # ---------------------------------------------------------------- cold Voila
 
 
-def voila_environment(base: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
-        path = base / name.lower()
-        path.mkdir(parents=True, exist_ok=True)
-        env[name] = str(path)
-    env["SMARTFAB_DATA_DIR"] = str(base / "data")
-    return env
-
-
-def start_voila(env: dict[str, str], log: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    """A plain Voila for the notebook (no preheat) on a loopback port; wait until it listens."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [VOILA, str(NOTEBOOK), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-             "--Voila.port_retries=0"],
-            cwd=NOTEBOOK.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"voila exited with {proc.returncode}; see {log}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return proc, f"http://127.0.0.1:{port}/"
-        except OSError:
-            time.sleep(0.1)
-    stop_process(proc)
-    raise TimeoutError("voila did not listen within 60 s")
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 async def bench_cold(playwright: Playwright, base: Path, runs: int) -> tuple[Figures, Figures]:
     first, returning = Figures("cold voila, first visit"), Figures("cold voila, returning")
-    env = voila_environment(base / "cold")
+    cold = base / "cold"
+    env = {**os.environ, **isolated_jupyter_dirs(cold), "SMARTFAB_DATA_DIR": str(cold / "data")}
     # the dataset is built once beforehand: both sides then open the same cached build
     subprocess.run(
         [SMARTFAB, "datasets", "build", "process-quality", "--data-dir", env["SMARTFAB_DATA_DIR"]],
         check=True, env=env, capture_output=True,
     )  # fmt: skip
-    port = free_port()
+    port = free_loopback_port()
     browser = await viewer_browser(playwright, base / "profile-cold")
     try:
         for visit in range(runs + 1):
             figures = first if visit == 0 else returning
-            proc, url = await asyncio.to_thread(start_voila, env, base / "cold-voila.log", port)
+            voila = await asyncio.to_thread(
+                start_plain_voila, NOTEBOOK, env, base / "cold-voila.log", port
+            )
             try:
-                figures.seconds.append(await time_until_visible(own_tab(browser), url))
+                figures.seconds.append(await time_until_visible(own_tab(browser), voila.url))
             except Exception as err:  # a failed render is a figure, not a crash of the benchmark
                 figures.failures.append(f"{type(err).__name__}: {err}")
             finally:
                 await own_tab(browser).goto("about:blank")
-                await asyncio.to_thread(stop_process, proc)
+                await asyncio.to_thread(voila.stop)
     finally:
         await browser.close()
     return first, returning

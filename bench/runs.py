@@ -33,6 +33,10 @@ from typing import Any
 
 import nbformat
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from jupyterdirs import isolated_jupyter_dirs
+
 TARGET_VS_CLI = 10.0
 TARGET_VS_POOL = 4.0
 TARGET_OVERHEAD_S = 0.1
@@ -176,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="smartfab-bench-runs-"))
     saved = dict(os.environ)
     try:
-        for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
-            os.environ[name] = str(work / name.lower())
+        os.environ.update(isolated_jupyter_dirs(work))
         os.environ["SMARTFAB_DATA_DIR"] = str(work / "data")
         out = work / "out"
         out.mkdir()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hubtools import DEMO_ALLIANCE, RunningHub
+from jupyterdirs import JUPYTER_DIRS, isolated_jupyter_dirs
 from smartfab.prctl import PR_SET_CHILD_SUBREAPER, prctl
 
 IS_ROOT = os.geteuid() == 0
@@ -28,13 +29,8 @@ needs_root = pytest.mark.skipif(
 @pytest.fixture(scope="session", autouse=True)
 def sf_jupyter_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Point every Jupyter and IPython directory into a temp dir for the whole session."""
-    base = tmp_path_factory.mktemp("jupyter-env")
-    names = ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR")
-    saved = {name: os.environ.get(name) for name in names}
-    for name in names:
-        path = base / name.lower()
-        path.mkdir()
-        os.environ[name] = str(path)
+    saved = {name: os.environ.get(name) for name in JUPYTER_DIRS}
+    os.environ.update(isolated_jupyter_dirs(tmp_path_factory.mktemp("jupyter-env")))
     yield
     for name, value in saved.items():
         if value is None:

@@ -8,27 +8,21 @@ output, and the SPC chart must redraw when a viewer changes a control. Screensho
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 from playwright.sync_api import Browser, Page
 
 from browsertools import chromium, needs_chromium
+from jupyterdirs import isolated_jupyter_dirs
+from voilatools import PlainVoila, start_plain_voila
 
 pytestmark = [pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ROOT / "notebooks" / "apps"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-VOILA = str(Path(sys.executable).with_name("voila"))
 VIEWPORT = {"width": 1280, "height": 1000}
 #: Voila starts a kernel and runs the whole notebook before the page is complete
 SERVER_TIMEOUT_S = 60.0
@@ -54,81 +48,16 @@ ERROR_PHRASES = ("There was an error when executing cell", "Traceback", "Warning
 MARK_SELECTORS = ("path.line", "path.dot", "rect.bar")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class VoilaServer:
-    """A Voila server process and the URL it answers on."""
-
-    proc: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def app_url(self, name: str) -> str:
-        return f"{self.url}/voila/render/{name}.ipynb"
-
-
-def _wait_until_up(server: VoilaServer) -> None:
-    deadline = time.monotonic() + SERVER_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(
-                f"voila exited with {server.proc.returncode}:\n{server.log.read_text()}"
-            )
-        try:
-            # the tree page answers once the server listens
-            if requests.get(f"{server.url}/", timeout=2).status_code < 500:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"voila not up in {SERVER_TIMEOUT_S} s:\n{server.log.read_text()}")
-
-
 @pytest.fixture(scope="module")
-def sf_voila(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoilaServer]:
+def sf_voila(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlainVoila]:
     """Voila serving the apps folder on a free loopback port, with its own data directory."""
     base = tmp_path_factory.mktemp("voila")
-    env = dict(os.environ)
-    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
-        path = base / name.lower()
-        path.mkdir()
-        env[name] = str(path)
-    env["SMARTFAB_DATA_DIR"] = str(base / "data")
-    port = _free_port()
-    log = base / "voila.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                VOILA,
-                str(APPS),
-                "--no-browser",
-                f"--port={port}",
-                "--Voila.ip=127.0.0.1",
-                f"--Voila.root_dir={APPS}",
-                "--Voila.port_retries=0",
-            ],
-            cwd=APPS,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = VoilaServer(proc, f"http://127.0.0.1:{port}", log)
+    env = {**os.environ, **isolated_jupyter_dirs(base), "SMARTFAB_DATA_DIR": str(base / "data")}
+    server = start_plain_voila(APPS, env, base / "voila.log", timeout=SERVER_TIMEOUT_S)
     try:
-        _wait_until_up(server)
         yield server
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +76,7 @@ def sf_page(sf_browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def open_app(page: Page, server: VoilaServer, name: str) -> None:
+def open_app(page: Page, server: PlainVoila, name: str) -> None:
     """Open an app and wait until its widgets and its first figure are drawn."""
     page.goto(server.app_url(name))
     app = f".{APP_CLASSES[name]}"
@@ -183,7 +112,7 @@ CHART_STATE_JS = """
 
 
 @needs_chromium
-def test_spc_chart_redraws_when_controls_change(sf_voila: VoilaServer, sf_page: Page) -> None:
+def test_spc_chart_redraws_when_controls_change(sf_voila: PlainVoila, sf_page: Page) -> None:
     page = sf_page
     open_app(page, sf_voila, "spc_chart")
     page.wait_for_function(f"({CHART_STATE_JS})().alarms > 0")
@@ -208,6 +137,6 @@ def test_spc_chart_redraws_when_controls_change(sf_voila: VoilaServer, sf_page: 
 @pytest.mark.parametrize(
     "name", ["tool_life_calculator", "machine_health_monitor", "oee_dashboard"]
 )
-def test_app_renders_without_errors(sf_voila: VoilaServer, sf_page: Page, name: str) -> None:
+def test_app_renders_without_errors(sf_voila: PlainVoila, sf_page: Page, name: str) -> None:
     open_app(sf_page, sf_voila, name)
     screenshot(sf_page, name)

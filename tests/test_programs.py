@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import papermill
 import pytest
 import yaml
 
@@ -159,7 +160,6 @@ def test_program_records_its_metrics(
 ) -> None:
     """Execute the program on the first grid point; every spec metric and figure is recorded
     and plausible."""
-    papermill = pytest.importorskip("papermill")
     monkeypatch.setenv("SMARTFAB_DATA_DIR", str(tmp_path / "data"))
     spec = _load_spec(spec_path)
     output = tmp_path / "out.ipynb"

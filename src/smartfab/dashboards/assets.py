@@ -54,36 +54,28 @@ class _AssetMixin(HubOAuthenticated):  # type: ignore[misc]
         self.finish(f"{status_code} {self._reason}\n")
 
 
-class VoilaStaticHandler(_AssetMixin, MultiStaticFileHandler):  # type: ignore[misc]
-    """``voila/static/...``: Voila's bundle and its chunks."""
-
-
-class LabextensionHandler(_AssetMixin, MultiStaticFileHandler):  # type: ignore[misc]
-    """``voila/labextensions/...``: the JupyterLab extensions the page loads."""
-
-
-class TemplateAssetHandler(_AssetMixin, MultiStaticFileHandler):  # type: ignore[misc]
-    """``voila/templates/smartfab/static/...``: the static files of the page template and of the
-    templates it extends (style bundle, fonts)."""
+class AssetHandler(_AssetMixin, MultiStaticFileHandler):  # type: ignore[misc]
+    """One file from the first of the handler's folders that has it."""
 
 
 def asset_handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler], dict[str, Any]]]:
     """Routes below ``prefix`` (a regular expression) for Voila's static files."""
-    roots = template_root_dirs()
+    # the static folders of the page template and of the templates it extends, as Voila
+    # itself looks them up
+    template_static = {
+        "paths": collect_static_paths(
+            ["voila", "nbconvert"], TEMPLATE, root_dirs=template_root_dirs()
+        )
+    }
     return [
-        (
-            prefix + r"voila/static/(.*)",
-            VoilaStaticHandler,
-            {"paths": collect_static_paths(["voila", "nbconvert"], TEMPLATE, root_dirs=roots)},
-        ),
+        # Voila's bundle and its chunks
+        (prefix + r"voila/static/(.*)", AssetHandler, template_static),
+        # the page template's style bundle and fonts
+        (prefix + rf"voila/templates/{TEMPLATE}/static/(.*)", AssetHandler, template_static),
+        # the JupyterLab extensions the page loads (widgets, bqplot, ...)
         (
             prefix + r"voila/labextensions/(.*)",
-            LabextensionHandler,
+            AssetHandler,
             {"paths": get_voila_labextensions_path()},
-        ),
-        (
-            prefix + rf"voila/templates/{TEMPLATE}/static/(.*)",
-            TemplateAssetHandler,
-            {"paths": collect_static_paths(["voila", "nbconvert"], TEMPLATE, root_dirs=roots)},
         ),
     ]
