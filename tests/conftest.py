@@ -97,6 +97,7 @@ def sf_hub_factory(
         spawn_mode: str | None = None,
         extra_args: list[str] | None = None,
         name: str | None = None,
+        library: Path | None = None,
     ) -> RunningHub:
         name = name or f"hub{len(hubs)}-{secrets.token_hex(3)}"
         base = sf_public_tmp / name
@@ -109,6 +110,7 @@ def sf_hub_factory(
             prefix=sf_account_prefix,
             spawn_mode=spawn_mode or ("system" if IS_ROOT else "single"),
             extra_args=extra_args or [],
+            library=library,
         )
         hubs.append(hub)
         return hub

@@ -107,9 +107,15 @@ REGISTRY = """dashboards:
 """
 
 
+def project_library(alliance: Path) -> Path:
+    """The alliance library of fixture apps of the project made by :func:`make_project`: hand
+    it to the hub (``RunningHub.library``, i.e. ``$SMARTFAB_LIBRARY_DIR``) to serve them."""
+    return alliance.parents[1] / "notebooks"
+
+
 def make_project(root: Path, real_apps: dict[str, Path] | None = None) -> Path:
-    """``root/hub/alliance.yaml`` (the demo one) and ``root/notebooks/apps`` with fixture apps;
-    return the alliance file.
+    """``root/hub/alliance.yaml`` (the demo one) and ``root/notebooks``, an alliance library
+    whose ``apps`` are fixture apps (see :func:`project_library`); return the alliance file.
 
     ``machine-health`` (acme) and ``oee-dashboard`` (voltronic) are probes of who their kernel
     runs as; ``real_apps`` (dashboard id -> notebook) replaces ``spc-chart`` or ``oee-dashboard``

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import signal
 import socket
@@ -187,6 +188,12 @@ class RunningHub:
     prefix: str
     spawn_mode: str
     extra_args: list[str] = field(default_factory=list)
+    #: an alliance library of fixture apps instead of the one installed with smartfab
+    library: Path | None = None
+    #: the ``smartfab`` command, the folder it runs in and its environment (default: ours)
+    program: str = SMARTFAB
+    cwd: Path = ROOT
+    env: dict[str, str] | None = None
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -200,7 +207,7 @@ class RunningHub:
         port, hub_port, api_port = free_ports(3)
         self.port = port
         return [
-            SMARTFAB, "hub", "up",
+            self.program, "hub", "up",
             "--config", str(self.alliance),
             "--state-dir", str(self.state_dir),
             "--home-root", str(self.home_root),
@@ -216,7 +223,15 @@ class RunningHub:
         self.starts += 1
         self.log_path = self.state_dir.parent / f"hub-{self.state_dir.name}-{self.starts}.log"
         log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        env = dict(os.environ if self.env is None else self.env)
+        if self.library is not None:
+            # the one smartfab name in this module: the rest drives the hub from outside
+            from smartfab.resources import LIBRARY_ENV
+
+            env[LIBRARY_ENV] = str(self.library)
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd, env=env
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

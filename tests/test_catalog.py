@@ -21,11 +21,13 @@ from smartfab.datasets.cards import load_card, load_cards
 from smartfab.datasets.catalog import TIME_CHUNK, Catalog, write_netcdf
 from smartfab.datasets.checksums import sha256_of
 from smartfab.datasets.conventions import finish, parameters_of
+from smartfab.datasets.fingerprint import differences, fingerprint_of
 from smartfab.datasets.manifest import build_manifest
 from smartfab.datasets.registry import Generator, Loader, Params, Registry
 from smartfab.errors import (
     ChecksumError,
     ConfigFileError,
+    ContentMismatchError,
     DatasetAccessError,
     DatasetError,
     ParameterError,
@@ -155,6 +157,12 @@ def sf_catalog(tmp_path: Path, sf_cards: Callable[..., Path]) -> Catalog:
         ({"tasks": []}, "tasks", "at least 1 item"),
         ({"extra_field": 1}, "extra_field", "unknown field"),
         ({"files": [{"name": "x.nc", "size": 1, "sha256": "abc"}]}, "files[0].sha256", "pattern"),
+        (
+            {"files": [{"name": "x.nc", "size": 1, "sha256": "0" * 64}]},
+            "(card)",
+            "a synthetic build is pinned by its content: smartfab datasets pin broken --write",
+        ),
+        ({"fingerprint": {"format": "other/1"}}, "fingerprint.format", "smartfab-fingerprint/1"),
         ({"provenance": {"generator": "tone"}}, "provenance", "needs a seed"),
         ({"kind": "external"}, "(card)", "names its loader"),
         (
@@ -209,7 +217,9 @@ def test_open_builds_once_and_is_lazy_and_chunked_along_time(sf_catalog: Catalog
     assert path.stat().st_mtime_ns == mtime  # cached, not rebuilt
 
 
-def test_builds_are_byte_reproducible(sf_catalog: Catalog, tmp_path: Path) -> None:
+def test_builds_are_byte_reproducible_on_one_machine(sf_catalog: Catalog, tmp_path: Path) -> None:
+    """Deterministic for the seed: with the same libraries on the same CPU, the same bytes
+    (across machines the content fingerprint is what must match, see test_fingerprint.py)."""
     first = sf_catalog.build("tone")
     digest = sha256_of(first)
     again = Catalog(
@@ -221,24 +231,29 @@ def test_builds_are_byte_reproducible(sf_catalog: Catalog, tmp_path: Path) -> No
     assert sha256_of(again) == digest
 
 
-def test_pinned_sha256_is_enforced_on_build(
+def test_pinned_fingerprint_is_enforced_on_build(
     sf_cards: Callable[..., Path], sf_catalog: Catalog, tmp_path: Path
 ) -> None:
-    """A default build that does not reproduce the card's pin is refused and discarded."""
-    good = sha256_of(sf_catalog.build("tone"))
-    sf_cards(card("pinned", files=[{"name": "pinned.nc", "size": 1, "sha256": good}]))
-    sf_cards(card("wrong-pin", files=[{"name": "wrong-pin.nc", "size": 1, "sha256": "0" * 64}]))
+    """A default build whose content is not the card's fingerprint is refused and discarded."""
+    good = fingerprint_of(TONE(seed=3, frequency=50.0)).model_dump(mode="json")
+    other = fingerprint_of(TONE(seed=4, frequency=50.0)).model_dump(mode="json")
+    sf_cards(card("pinned", fingerprint=good))
+    sf_cards(card("wrong-pin", fingerprint=other))
     catalog = Catalog(
         cards_dir=sf_catalog.cards_dir,
         data_dir=tmp_path / "fresh",
         access=AccessPolicy(),
         registry=sf_catalog.registry,
     )
-    assert catalog.open("pinned")["signal"].size == 200_000
-    with pytest.raises(ChecksumError) as caught:
+    ds = catalog.open("pinned")
+    assert ds["signal"].size == 200_000
+    assert ds.attrs["smartfab_fingerprint"] == catalog.card("pinned").fingerprint.digest()  # type: ignore[union-attr]
+    with pytest.raises(ContentMismatchError) as caught:
         catalog.build("wrong-pin")
-    assert caught.value.expected == "0" * 64 and caught.value.actual == good
-    assert not catalog.build_path(catalog.card("wrong-pin")).exists()
+    assert caught.value.dataset_id == "wrong-pin"
+    assert any(line.startswith("signal: mean: expected ") for line in caught.value.differences)
+    path = catalog.build_path(catalog.card("wrong-pin"))
+    assert not path.exists() and not path.with_name(path.name + ".sha256").exists()
 
 
 def test_corrupted_file_is_caught_and_never_replaced(sf_catalog: Catalog) -> None:
@@ -276,7 +291,12 @@ def test_parameter_variants_are_built_and_recorded(sf_catalog: Catalog) -> None:
     variant = sf_catalog.build_path(
         sf_catalog.card("tone"), {"frequency": 120.0, "samples": 50_000}
     )
-    assert variant.exists() and variant.with_name(variant.name + ".sha256").exists()
+    for suffix in (".sha256", ".manifest.json", ".fingerprint.json"):
+        assert variant.with_name(variant.name + suffix).exists(), suffix
+    assert (
+        ds.attrs["smartfab_fingerprint"]
+        == fingerprint_of(TONE(seed=3, frequency=120.0, samples=50_000)).digest()
+    )
     with pytest.raises(ParameterError, match="frequency"):
         sf_catalog.open("tone", frequency=-1.0)
     with pytest.raises(ParameterError, match="color"):
@@ -325,6 +345,26 @@ def test_verify_reports_each_state(sf_catalog: Catalog) -> None:
     sf_catalog.build("tone", frequency=70.0)
     statuses = sorted(r.status for r in sf_catalog.verify(["tone"]))
     assert statuses == ["ok", "ok"]
+
+
+def test_verify_reports_a_build_whose_content_is_not_the_cards(
+    sf_cards: Callable[..., Path], sf_catalog: Catalog
+) -> None:
+    """Intact bytes, other content: a card pinned anew while an older build stays cached."""
+    sf_catalog.build("tone")
+    other = fingerprint_of(TONE(seed=9, frequency=50.0)).model_dump(mode="json")
+    sf_cards(card("tone", fingerprint=other))
+    catalog = Catalog(
+        cards_dir=sf_catalog.cards_dir,
+        data_dir=sf_catalog.data_dir,
+        access=AccessPolicy(),
+        registry=sf_catalog.registry,
+    )
+    [result] = catalog.verify(["tone"])
+    assert result.status == "mismatch"
+    assert "signal: mean: expected" in str(result.actual)
+    with pytest.raises(ContentMismatchError, match="rebuild it: smartfab datasets build tone"):
+        catalog.open("tone")
 
 
 # -- access ---------------------------------------------------------------------------------------
@@ -433,14 +473,17 @@ def test_curated_card_matches_what_it_describes(dataset_id: str, tmp_path: Path)
     if card.kind is Kind.sample:
         ds = catalog.open(dataset_id)  # the shipped file, checked against the card
         assert ds.attrs["smartfab_sha256"] == card.files[0].sha256
+        assert card.fingerprint is not None, f"{dataset_id}: smartfab datasets pin {dataset_id}"
+        assert ds.attrs["smartfab_fingerprint"] == card.fingerprint.digest()
+        assert differences(card.fingerprint, fingerprint_of(ds, like=card.fingerprint)) == []
         assert set(card.variables) == {str(name) for name in ds.data_vars}
         return
     if card.kind is not Kind.synthetic:
         return
-    assert card.files, f"{dataset_id}: pin the build with `smartfab datasets pin {dataset_id}`"
-    ds = catalog.open(dataset_id)  # builds, and refuses a build that misses the pin
-    assert ds.attrs["smartfab_sha256"] == card.files[0].sha256
-    assert card.files[0].size == catalog.build_path(card).stat().st_size
+    assert card.fingerprint, f"{dataset_id}: pin it: smartfab datasets pin {dataset_id} --write"
+    ds = catalog.open(dataset_id)  # builds, and refuses a build whose content is not the pin
+    assert ds.attrs["smartfab_fingerprint"] == card.fingerprint.digest()
+    assert set(card.fingerprint.variables) == {str(name) for name in ds.variables}
     described = {name: (v.units, v.long_name) for name, v in card.variables.items()}
     actual = {
         str(name): (var.attrs["units"], var.attrs["long_name"])
@@ -602,25 +645,30 @@ def test_verify_reports_a_damaged_segment_manifest(sf_catalog: Catalog) -> None:
         sf_catalog.open("tone", frequency=70.0).load()
 
 
-def test_pinned_builds_are_hashed_whole_before_opening(
-    sf_cards: Callable[..., Path], sf_catalog: Catalog
+def test_pin_writes_the_fingerprint_and_keeps_the_rest_of_the_card(
+    sf_cli_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """A card's pin covers the whole file, so pinned builds do not rely on the manifest kept
-    beside them: damage anywhere fails the open itself."""
-    good = sha256_of(sf_catalog.build("tone"))
-    sf_cards(card("pinned", files=[{"name": "pinned.nc", "size": 1, "sha256": good}]))
-    catalog = Catalog(
-        cards_dir=sf_catalog.cards_dir,
-        data_dir=sf_catalog.data_dir,
-        access=AccessPolicy(),
-        registry=sf_catalog.registry,
-    )
-    path = catalog.build("pinned")
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-    with pytest.raises(ChecksumError, match=good):
-        catalog.open("pinned")
+    """``smartfab datasets pin ID --write`` on a copy of a curated card without its fingerprint
+    pins the same content, leaving the curator's text as it was."""
+    from smartfab.datasets.cards import load_card
+    from smartfab.datasets.pinning import replace_blocks
+
+    curated = Path(__file__).resolve().parents[1] / "datasets" / "spindle-thermal.yaml"
+    cards = tmp_path / "pin-cards"
+    cards.mkdir()
+    text = replace_blocks(curated.read_text(), {})
+    (cards / "spindle-thermal.yaml").write_text(text)
+    shown = _cli("pin", "spindle-thermal", "--cards-dir", str(cards), env=sf_cli_env)
+    assert shown.returncode == 0, shown.stderr
+    assert yaml.safe_load(shown.stdout)["fingerprint"]["format"] == "smartfab-fingerprint/1"
+    assert (cards / "spindle-thermal.yaml").read_text() == text  # printed, not written
+    done = _cli("pin", "spindle-thermal", "--write", "--cards-dir", str(cards), env=sf_cli_env)
+    assert done.returncode == 0, done.stderr
+    pinned = (cards / "spindle-thermal.yaml").read_text()
+    assert pinned.startswith(text)
+    assert load_card(cards / "spindle-thermal.yaml").fingerprint == load_card(curated).fingerprint
+    missing = _cli("pin", "no-such", "--cards-dir", str(cards), env=sf_cli_env)
+    assert missing.returncode == 5 and "unknown dataset 'no-such'" in missing.stderr
 
 
 def test_small_files_open_lazily_without_dask(sf_catalog: Catalog) -> None:

@@ -17,13 +17,21 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
-from dashboardtools import FAILING_APP, FAILURE_MARKER, SOURCE_MARKER, make_project, write_notebook
+from dashboardtools import (
+    FAILING_APP,
+    FAILURE_MARKER,
+    SOURCE_MARKER,
+    make_project,
+    project_library,
+    write_notebook,
+)
 from hubtools import SMARTFAB, RunningHub
 from smartfab.dashboards.access import DashboardAccess, access_role, teams_of_groups
 from smartfab.dashboards.checks import check_dashboard_grants
-from smartfab.dashboards.registry import DashboardCatalog, find_registry
+from smartfab.dashboards.registry import DashboardCatalog, curated_registry
 from smartfab.dashboards.relay import KERNEL_PROTOCOL_V1, client_message_allowed
 from smartfab.errors import AllianceError, DashboardError
+from smartfab.resources import LIBRARY_ENV
 
 PREFIX = "services/dashboards/"
 GALLERY_ID = re.compile(r'data-dashboard-id="([^"]+)"')
@@ -43,12 +51,16 @@ def smartfab(*args: str) -> subprocess.CompletedProcess[str]:
 # ---------------------------------------------------------------- registry, grants, CLI
 
 
-def test_registry_and_grants(sf_project: Path, tmp_path: Path) -> None:
+def test_registry_and_grants(
+    sf_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from smartfab.alliance import load_alliance
 
-    registry = find_registry(sf_project.parent)
+    monkeypatch.setenv(LIBRARY_ENV, str(project_library(sf_project)))
+    registry = curated_registry()
     assert registry == sf_project.parents[1] / "notebooks" / "apps" / "dashboards.yaml"
-    catalog = DashboardCatalog(registry=registry, state_root=tmp_path / "state")
+    catalog = DashboardCatalog.for_hub(tmp_path / "state")
+    assert catalog.registry == registry
     assert catalog.ids() == {"machine-health", "tool-life", "spc-chart", "oee-dashboard"}
     access = DashboardAccess(load_alliance(sf_project))
     wim = [d.id for d in access.visible(catalog.all(), ["voltronic-viewers"])]
@@ -171,7 +183,7 @@ def sf_dash_hub(
 ) -> Iterator[RunningHub]:
     """A hub of the fixture project: its dashboards service serves the fixture apps."""
     alliance = make_project(sf_public_tmp / "dashboards-project")
-    hub = sf_hub_factory(alliance=alliance)
+    hub = sf_hub_factory(alliance=alliance, library=project_library(alliance))
     hub.start()
     yield hub
     hub.stop()

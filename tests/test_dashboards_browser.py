@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from browsertools import chromium, needs_chromium
-from dashboardtools import make_project
+from dashboardtools import make_project, project_library
 from hubtools import ROOT, RunningHub
 from test_browser import PAGE_TIMEOUT_MS, VIEWPORT, log_in, screenshot
 
@@ -40,7 +40,7 @@ def sf_dash_browser_hub(
     sf_hub_factory: Callable[..., RunningHub], sf_public_tmp: Path
 ) -> Iterator[RunningHub]:
     project = make_project(sf_public_tmp / "dashboards-browser-project", REAL_APPS)
-    hub = sf_hub_factory(alliance=project)
+    hub = sf_hub_factory(alliance=project, library=project_library(project))
     hub.start()
     yield hub
     hub.stop()

@@ -375,12 +375,14 @@ def test_datasets_in_kernels_follow_team_access(
     sf_ben: HubClient, sf_vera: HubClient, sf_hub: RunningHub
 ) -> None:
     """In a kernel, smartfab.datasets lists and opens line-oee (Voltronic only) for vera, not ben;
-    both open a public dataset, built in their own cache and checked against its pin."""
+    both open a public dataset, built in their own cache and checked against its card's content
+    fingerprint."""
     _started(sf_ben)
     _started(sf_vera)
     code = (
         "import smartfab.datasets as sd\n"
-        "def pinned(i): return sd.open(i).attrs['smartfab_sha256'] == sd.info(i).files[0].sha256\n"
+        "def pinned(i):\n"
+        "    return sd.open(i).attrs['smartfab_fingerprint'] == sd.info(i).fingerprint.digest()\n"
         "print('line-oee' in [c.id for c in sd.list()])\n"
         "try:\n"
         "    print(pinned('line-oee'))\n"

@@ -49,6 +49,20 @@ def test_bad_alliance_file_starts_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "home").exists()
 
 
+def test_grant_of_an_unknown_dashboard_starts_nothing(tmp_path: Path) -> None:
+    """An alliance file anywhere may grant the curated apps; an unknown one is refused."""
+    elsewhere = tmp_path / "etc" / "alliance.yaml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(
+        DEMO_ALLIANCE.read_text().replace("dashboards: [spc-chart", "dashboards: [spc-chartt", 1)
+    )
+    done = _hub_up(tmp_path, "--config", str(elsewhere))
+    assert done.returncode == 2, done.stderr
+    assert f"{elsewhere}:" in done.stderr and "unknown dashboard 'spc-chartt'" in done.stderr
+    assert "known: machine-health, oee-dashboard, spc-chart, tool-life" in done.stderr
+    assert not (tmp_path / "state").exists()
+
+
 def test_missing_alliance_file(tmp_path: Path) -> None:
     done = _hub_up(tmp_path, "--config", str(tmp_path / "nope.yaml"))
     assert done.returncode == 2

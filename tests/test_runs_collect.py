@@ -100,13 +100,17 @@ def test_collect_from_a_notebook_executed_in_a_run(sf_run_env: Path) -> None:
     assert base64.b64decode(plot["data"]).startswith(b"\x89PNG\r\n\x1a\n")
 
     catalog = Catalog(data_dir=sf_run_env)
-    pinned = catalog.info(BEARING).files[0].sha256
+    with catalog.open(BEARING) as default:
+        pinned = default.attrs["smartfab_sha256"], default.attrs["smartfab_fingerprint"]
+    assert pinned[1] == catalog.info(BEARING).fingerprint.digest()  # type: ignore[union-attr]
     with catalog.open(BEARING, n_snapshots=4) as small:
-        variant = small.attrs["smartfab_sha256"]
-    assert variant != pinned
+        variant = small.attrs["smartfab_sha256"], small.attrs["smartfab_fingerprint"]
+    assert variant[0] != pinned[0] and variant[1] != pinned[1]
     assert collected.datasets == [  # opened twice, listed once
-        DatasetUse(id=BEARING, parameters={}, sha256=pinned),
-        DatasetUse(id=BEARING, parameters={"n_snapshots": 4}, sha256=variant),
+        DatasetUse(id=BEARING, parameters={}, sha256=pinned[0], fingerprint=pinned[1]),
+        DatasetUse(
+            id=BEARING, parameters={"n_snapshots": 4}, sha256=variant[0], fingerprint=variant[1]
+        ),
     ]
     dataset_outputs = [o for o in nb.cells[4].outputs if DATASET_MIMETYPE in o.get("data", {})]
     assert len(dataset_outputs) == 3 and all(
@@ -194,9 +198,9 @@ def test_dataset_use_is_silent_outside_a_kernel(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("SMARTFAB_RUN", "1")
-    note_dataset_use("d", {"n": np.int64(2)}, "a" * 64)  # no IPython shell: nothing to show
+    note_dataset_use("d", {"n": np.int64(2)}, "a" * 64, "c" * 64)  # no IPython shell: silent
     monkeypatch.delenv("SMARTFAB_RUN")
-    note_dataset_use("d", {}, "a" * 64)
+    note_dataset_use("d", {}, "a" * 64, "c" * 64)
     assert capsys.readouterr() == ("", "")
 
 
@@ -236,6 +240,19 @@ def test_run_id_adds_the_datasets_in_any_order() -> None:
     assert rid != run_id(key, [first.model_copy(update={"sha256": "3" * 64}), second])
     assert rid != run_id(key, [first.model_copy(update={"parameters": {"n": 5}}), second])
     assert rid != run_id("j" * 64, [first, second])
+
+
+def test_run_id_names_datasets_by_content_not_by_bytes() -> None:
+    """The same data in a file written elsewhere (other bytes, same content fingerprint) gives
+    the same run id; other content gives another."""
+    key = "k" * 64
+    here = DatasetUse(id="a", sha256="1" * 64, fingerprint="c" * 64)
+    elsewhere = here.model_copy(update={"sha256": "2" * 64})
+    other_content = here.model_copy(update={"fingerprint": "d" * 64})
+    assert run_id(key, [here]) == run_id(key, [elsewhere])
+    assert run_id(key, [here]) != run_id(key, [other_content])
+    # records made before content fingerprints are named by their bytes
+    assert here.model_copy(update={"fingerprint": ""}).identity == "1" * 64
 
 
 def test_environment_is_computed_once_with_every_distribution() -> None:

@@ -45,6 +45,11 @@ class Problem:
         return f"{where}:{field} {self.message}"
 
 
+class ResourceError(SmartfabError):
+    """A curated resource installed with smartfab (the alliance library, the dataset cards)
+    cannot be found: a damaged installation, or an environment variable naming no folder."""
+
+
 class ConfigFileError(SmartfabError):
     """A configuration file (alliance file, later cards and specs) is invalid.
 
@@ -108,6 +113,31 @@ class ChecksumError(DatasetError):
             f"{place}: sha256 mismatch: expected {expected}, got {actual}. The file was "
             "changed or corrupted; it was not used. Remove it and build or fetch it again."
         )
+
+
+class ContentMismatchError(DatasetError):
+    """A build's content differs from the fingerprint its card pins (see
+    :mod:`smartfab.datasets.fingerprint`): each difference names the variable, the statistic
+    and both values."""
+
+    #: differences listed in the message; the rest are counted
+    SHOWN = 12
+
+    def __init__(
+        self, dataset_id: str, path: Path | str, differences: Sequence[str], outcome: str
+    ) -> None:
+        self.dataset_id = dataset_id
+        self.path = str(path)
+        self.differences = list(differences)
+        count = len(self.differences)
+        lines = [
+            f"{dataset_id}: {self.path}: the content differs from the fingerprint pinned in its "
+            f"card ({count} difference{'s' if count != 1 else ''}); {outcome}",
+            *("  " + line for line in self.differences[: self.SHOWN]),
+        ]
+        if count > self.SHOWN:
+            lines.append(f"  ... and {count - self.SHOWN} more")
+        super().__init__("\n".join(lines))
 
 
 class DatasetAccessError(DatasetError):

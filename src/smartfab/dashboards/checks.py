@@ -37,13 +37,11 @@ def check_dashboard_grants(alliance_file: Path, known_ids: set[str]) -> None:
 
 
 def check_known_grants(alliance_file: Path, state_dir: Path | None = None) -> None:
-    """Check grants against the project's registry (and the apps published in ``state_dir``)."""
-    from smartfab.dashboards.registry import DashboardCatalog, find_registry
+    """Check grants against the curated apps installed with smartfab (and the apps published in
+    ``state_dir``), wherever ``alliance_file`` is."""
+    from smartfab.dashboards.registry import DashboardCatalog
 
-    catalog = DashboardCatalog(
-        registry=find_registry(alliance_file.resolve().parent),
-        state_root=state_dir or Path("/nonexistent-state"),
-    )
+    catalog = DashboardCatalog.for_hub(state_dir or Path("/nonexistent-state"))
     ids = {d.id for d in catalog.curated()}
     if state_dir is not None:
         ids |= {d.id for d in catalog.published()}

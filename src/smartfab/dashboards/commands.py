@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from smartfab.dashboards.registry import DashboardCatalog, find_registry
+from smartfab.dashboards.registry import DashboardCatalog
 from smartfab.errors import DashboardError
 
 app = typer.Typer(help="Voila apps published through the hub.", no_args_is_help=True)
@@ -21,13 +21,10 @@ StateDirOption = Annotated[
 ]
 
 
-def _catalog(alliance_file: Path, state_dir: Path | None) -> DashboardCatalog:
+def _catalog(state_dir: Path | None) -> DashboardCatalog:
     from smartfab.hub.launcher import default_state_dir
 
-    return DashboardCatalog(
-        registry=find_registry(alliance_file.resolve().parent),
-        state_root=(state_dir or default_state_dir()).resolve(),
-    )
+    return DashboardCatalog.for_hub((state_dir or default_state_dir()).resolve())
 
 
 @app.command("list")
@@ -44,7 +41,7 @@ def list_command(
 
     alliance = load_alliance(config)
     rows = []
-    for dashboard in _catalog(config, state_dir).all():
+    for dashboard in _catalog(state_dir).all():
         granted = {t.id for t in alliance.teams if dashboard.id in t.grants.dashboards}
         row = dashboard.to_json()
         row["teams"] = sorted(granted | set(dashboard.teams))
@@ -85,7 +82,7 @@ def publish_command(
                 f"unknown team {team_id!r} (not in {config}); known: {', '.join(sorted(known))}"
             )
     stem = notebook.stem.lower().replace("_", "-").replace(" ", "-")
-    dashboard = _catalog(config, state_dir).publish(
+    dashboard = _catalog(state_dir).publish(
         notebook,
         team,
         dashboard_id or stem,

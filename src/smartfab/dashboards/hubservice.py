@@ -8,7 +8,7 @@ from typing import Any
 from smartfab.alliance import Alliance
 from smartfab.dashboards.access import SERVICE_NAME, DashboardAccess
 from smartfab.dashboards.backends import teams_with_dashboards
-from smartfab.dashboards.registry import DashboardCatalog, find_registry
+from smartfab.dashboards.registry import DashboardCatalog, curated_registry
 from smartfab.dashboards.voila import free_loopback_port
 from smartfab.hub.layout import Layout
 from smartfab.hub.provision import ensure_dashboard_account
@@ -31,10 +31,9 @@ def dashboards_service(settings: HubSettings) -> dict[str, Any]:
         "--spawn-mode", settings.spawn_mode.value,
         "--account-prefix", settings.account_prefix,
         "--home-root", str(settings.home_root),
+        # the curated apps installed with smartfab, wherever the alliance file is
+        "--registry", str(curated_registry()),
     ]  # fmt: skip
-    registry = find_registry(settings.alliance_file.parent)
-    if registry is not None:
-        command += ["--registry", str(registry)]
     return {
         "name": SERVICE_NAME,
         "url": f"http://127.0.0.1:{free_loopback_port()}",
@@ -56,9 +55,7 @@ def ensure_dashboard_accounts(settings: HubSettings, alliance: Alliance) -> list
 
     The service also ensures the account of a team whose first app is published later.
     """
-    catalog = DashboardCatalog(
-        registry=find_registry(settings.alliance_file.parent), state_root=settings.state_dir
-    )
+    catalog = DashboardCatalog.for_hub(settings.state_dir)
     teams = teams_with_dashboards(catalog, DashboardAccess(alliance))
     layout = Layout.from_settings(settings)
     for team in teams:

@@ -1,8 +1,10 @@
 """Where dashboards come from: the curated registry and the apps published into the state dir.
 
-The curated registry is ``notebooks/apps/dashboards.yaml`` (id -> notebook, title, description);
-teams get curated apps through ``teams[].grants.dashboards`` in the alliance file. Published apps
-live in ``<state>/dashboards/``: each notebook is copied into ``serve/`` and ``published.json``
+The curated registry (id -> notebook, title, description) is ``apps/dashboards.yaml`` of the
+alliance library installed with smartfab (:func:`smartfab.resources.library_dir`; in a source
+checkout, ``notebooks/apps/dashboards.yaml``): the same wherever the alliance file lives. Teams
+get curated apps through ``teams[].grants.dashboards`` in the alliance file. Published apps live
+in ``<state>/dashboards/``: each notebook is copied into ``serve/`` and ``published.json``
 (written atomically, last) names the teams it is published for. The Voila of each team serves
 copies of its own dashboards only (see :mod:`smartfab.dashboards.backends`).
 """
@@ -20,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from smartfab.atomicfile import write_atomic
 from smartfab.errors import ConfigFileError, DashboardError
+from smartfab.resources import library_dir
 from smartfab.yamlfile import load_yaml_document, validate_document
 
 #: ids become URL path segments under ``/services/dashboards/``; these are taken by the service
@@ -28,7 +31,8 @@ DASHBOARD_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 DashboardId = Annotated[
     str, StringConstraints(pattern=DASHBOARD_ID_PATTERN, min_length=1, max_length=64)
 ]
-REGISTRY_RELPATH = Path("notebooks") / "apps" / "dashboards.yaml"
+#: the registry of curated apps, relative to the alliance library
+REGISTRY_RELPATH = Path("apps") / "dashboards.yaml"
 PUBLISHED_INDEX = "published.json"
 
 
@@ -105,13 +109,10 @@ class Dashboard:
         }
 
 
-def find_registry(start: Path) -> Path | None:
-    """``notebooks/apps/dashboards.yaml`` of the project holding ``start`` (searched upwards)."""
-    for folder in [start, *start.parents]:
-        candidate = folder / REGISTRY_RELPATH
-        if candidate.is_file():
-            return candidate
-    return None
+def curated_registry() -> Path:
+    """The registry of the curated apps installed with smartfab: ``apps/dashboards.yaml`` of the
+    alliance library (:func:`smartfab.resources.library_dir`), wherever the alliance file is."""
+    return library_dir() / REGISTRY_RELPATH
 
 
 def load_registry(path: Path) -> list[Dashboard]:
@@ -151,10 +152,16 @@ class DashboardCatalog:
     a newly published app without a restart.
     """
 
+    #: the registry of curated apps (None: no curated apps)
     registry: Path | None
     state_root: Path
     _curated: list[Dashboard] | None = field(default=None, repr=False)
     _published: tuple[float, list[Dashboard]] | None = field(default=None, repr=False)
+
+    @classmethod
+    def for_hub(cls, state_root: Path) -> DashboardCatalog:
+        """The curated apps installed with smartfab and the apps published in ``state_root``."""
+        return cls(registry=curated_registry(), state_root=state_root)
 
     @property
     def root(self) -> Path:

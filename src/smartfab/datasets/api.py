@@ -41,7 +41,8 @@ def info(dataset_id: str) -> DatasetCard:
 
 
 def open_dataset(dataset_id: str, **parameters: Any) -> xr.Dataset:
-    """Open a dataset as a lazy ``xarray.Dataset``, checked against its curated sha256.
+    """Open a dataset as a lazy ``xarray.Dataset``: its content is the one curated, and every
+    byte read is checked against the sha256 recorded for its file.
 
     Parameters
     ----------
@@ -57,8 +58,12 @@ def open_dataset(dataset_id: str, **parameters: Any) -> xr.Dataset:
     """
     ds = default_catalog().open(dataset_id, **parameters)
     if os.environ.get("SMARTFAB_RUN"):
-        # inside a program test run: the run's provenance names this dataset and its sha256
+        # inside a program test run: the run's provenance names this dataset by its content
+        # fingerprint and the sha256 of its file
         from smartfab.runs.record import note_dataset_use
 
-        note_dataset_use(dataset_id, parameters, ds.attrs["smartfab_sha256"])
+        attrs = ds.attrs
+        note_dataset_use(
+            dataset_id, parameters, attrs["smartfab_sha256"], attrs["smartfab_fingerprint"]
+        )
     return ds

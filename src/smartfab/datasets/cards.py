@@ -2,8 +2,9 @@
 
 A card says what a dataset is, where it comes from (a generator and its parameters, or an
 upstream source and its hashes), what its variables mean and in which units, what the ground
-truth means, which tasks and metrics it serves, its caveats, the files that make it (size and
-sha256) and who may use it (``public`` or a list of teams).
+truth means, which tasks and metrics it serves, its caveats, who may use it (``public`` or a
+list of teams), and its identity: the content fingerprint of a build (see
+:mod:`smartfab.datasets.fingerprint`), or the size and sha256 of shipped sample files.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from smartfab.datasets.fingerprint import Fingerprint
 from smartfab.errors import ConfigFileError, Problem
 from smartfab.yamlfile import load_yaml_document, validate_document
 
@@ -59,7 +61,7 @@ class Variable(CardModel):
 
 
 class FileEntry(CardModel):
-    """A file that makes up the dataset, pinned by size and sha256."""
+    """A shipped or upstream file, pinned by size and sha256 (files, not builds)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9@._-]+(/[A-Za-z0-9@._-]+)*$")
     size: int = Field(ge=0, description="bytes")
@@ -124,7 +126,11 @@ class DatasetCard(CardModel):
     ground_truth: str = Field(min_length=1)
     tasks: list[Task] = Field(min_length=1)
     caveats: list[str] = Field(default_factory=list)
+    #: shipped samples: the files and their bytes
     files: list[FileEntry] = Field(default_factory=list)
+    #: what the data is (synthetic builds; samples and external conversions may pin one too);
+    #: written by ``smartfab datasets pin``
+    fingerprint: Fingerprint | None = None
     access: Literal["public"] | list[Annotated[str, StringConstraints(min_length=2)]] = "public"
 
     @model_validator(mode="after")
@@ -136,6 +142,11 @@ class DatasetCard(CardModel):
             raise ValueError("an external dataset names its loader under provenance")
         if self.kind is Kind.sample and not self.files:
             raise ValueError("a sample dataset lists its shipped files")
+        if self.kind is not Kind.sample and self.files:
+            raise ValueError(
+                f"files: only shipped samples pin bytes; a {self.kind.value} build is pinned by "
+                f"its content: smartfab datasets pin {self.id} --write"
+            )
         for rate in self.sampling:
             unknown = sorted(set(rate.variables) - set(self.variables))
             if unknown:

@@ -1,15 +1,18 @@
-"""The catalog: cards, builds cached in a data directory, checksums, access.
+"""The catalog: cards, builds cached in a data directory, content and integrity, access.
 
-``Catalog.open(id)`` returns a lazy, dask-chunked ``xarray.Dataset`` whose every byte read is
-checked against the sha256 that was curated: the card's pin for default builds and shipped
-samples (the whole file, before opening), the hashes recorded at build time for parameter
-variants and converted external data (segment by segment as they are read, see
-:mod:`smartfab.datasets.checked_open`). A mismatch is an error that names the file and both
-hashes; nothing is ever silently rebuilt over it.
+Identity and integrity are kept apart. A card pins what a build *is*: its content fingerprint
+(:mod:`smartfab.datasets.fingerprint`), checked when the build is made, on any machine. Where a
+file is built or received, the sha256 of its bytes (whole, and segment by segment) is recorded
+beside it, and ``Catalog.open(id)`` checks every byte it reads against that record (the whole
+file before opening, or each segment as it is read, see :mod:`smartfab.datasets.checked_open`);
+shipped samples are files, and their card pins their bytes. A mismatch is an error that names
+the file and both hashes, or the variable, the statistic and both values; nothing is ever
+silently rebuilt over it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +28,15 @@ from smartfab.datasets.access import SHARED_DATA_ENV, AccessPolicy
 from smartfab.datasets.cards import DatasetCard, FileEntry, Kind, load_cards
 from smartfab.datasets.checked_open import open_checked
 from smartfab.datasets.checksums import VerifiedFiles, sha256_of
+from smartfab.datasets.content import (
+    check_content,
+    fingerprint_file,
+    read_fingerprint_record,
+    read_sha256_record,
+    write_fingerprint_record,
+    write_sha256_record,
+)
+from smartfab.datasets.fingerprint import Fingerprint
 from smartfab.datasets.manifest import (
     build_manifest,
     check_segments,
@@ -33,7 +45,7 @@ from smartfab.datasets.manifest import (
     save_manifest,
 )
 from smartfab.datasets.registry import Registry
-from smartfab.errors import ChecksumError, DatasetError, UnknownDatasetError
+from smartfab.errors import ChecksumError, ContentMismatchError, DatasetError, UnknownDatasetError
 
 #: samples per chunk along ``time`` (about 0.5 MB of float64): big enough for fast reads
 TIME_CHUNK = 65536
@@ -73,14 +85,10 @@ def default_shared_dirs() -> list[Path]:
 
 def default_cards_dir() -> Path:
     """``$SMARTFAB_CARDS_DIR``, else the cards installed with the package, else the checkout's
-    ``datasets/`` folder."""
-    env = os.environ.get("SMARTFAB_CARDS_DIR")
-    if env:
-        return Path(env)
-    packaged = Path(__file__).with_name("_catalog")
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[3] / "datasets"
+    ``datasets/`` folder (see :func:`smartfab.resources.cards_dir`)."""
+    from smartfab.resources import cards_dir
+
+    return cards_dir()
 
 
 def variant_key(parameters: dict[str, Any]) -> str:
@@ -122,6 +130,15 @@ def write_netcdf(ds: xr.Dataset, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@dataclass(frozen=True)
+class DatasetIdentity:
+    """A dataset as a run used it: the bytes of its file and the digest of its content."""
+
+    sha256: str
+    #: :meth:`Fingerprint.digest` (None: not recorded, e.g. a build older than content records)
+    fingerprint: str | None
 
 
 @dataclass(frozen=True)
@@ -212,27 +229,26 @@ class Catalog:
         return self.cards_dir / "samples" / entry.name
 
     @staticmethod
-    def pinned_in_card(card: DatasetCard, pinned: bool) -> bool:
-        """Whether the expected hash of a build is the card's pin (default synthetic builds)."""
-        return pinned and bool(card.files) and card.kind is Kind.synthetic
+    def pinned_fingerprint(card: DatasetCard, parameters: dict[str, Any]) -> Fingerprint | None:
+        """The fingerprint a build must match: the card's, for the card's own parameters."""
+        return None if parameters else card.fingerprint
 
-    def expected_hash(self, card: DatasetCard, path: Path, pinned: bool) -> str | None:
-        """The card's pin for default builds, else the hash recorded beside the build."""
-        if self.pinned_in_card(card, pinned):
-            return card.files[0].sha256
-        record = path.with_name(path.name + ".sha256")
-        return record.read_text().split()[0] if record.exists() else None
-
-    def current_sha256(self, dataset_id: str, parameters: dict[str, Any]) -> str | None:
-        """The sha256 that opening ``dataset_id`` with ``parameters`` expects now (None when
-        it has no build yet): how program test runs tell whether a dataset changed."""
+    def current_identity(
+        self, dataset_id: str, parameters: dict[str, Any]
+    ) -> DatasetIdentity | None:
+        """What opening ``dataset_id`` with ``parameters`` gives now, without reading the data
+        (None when it has no build yet): how program test runs tell whether a dataset changed."""
         card = self.info(dataset_id)
         if card.kind is Kind.sample:
-            return card.files[0].sha256
+            entry = card.files[0]
+            digest = card.fingerprint.digest() if card.fingerprint else None
+            return DatasetIdentity(entry.sha256, digest)
         path = self.find_build(card, parameters)
-        if self.pinned_in_card(card, not parameters):
-            return card.files[0].sha256
-        return self.expected_hash(card, path, pinned=not parameters) if path.exists() else None
+        sha256 = read_sha256_record(path) if path.exists() else None
+        if sha256 is None:
+            return None
+        recorded = read_fingerprint_record(path, sha256)
+        return DatasetIdentity(sha256, recorded.digest() if recorded else None)
 
     # -- build ----------------------------------------------------------------------------------
 
@@ -256,20 +272,26 @@ class Catalog:
         path = self.build_path(card, parameters)
         if path.exists() and not force:
             return path
+        pinned = self.pinned_fingerprint(card, parameters)
         with BuildProgress(progress, card.id) as stage:
             stage("generate" if card.kind is Kind.synthetic else "convert")
             ds = self._make(card, source, parameters)
             stage("write")
             write_netcdf(ds, path)
-            stage("checksum")
+            stage("check")
             manifest = build_manifest(path)
-        actual = manifest.sha256
-        pinned = self.expected_hash(card, path, pinned=not parameters)
-        if not parameters and card.kind is Kind.synthetic and pinned and pinned != actual:
-            path.unlink()
-            raise ChecksumError(path, pinned, actual)
+            try:
+                content = fingerprint_file(path, NETCDF_ENGINE, like=pinned)
+                if pinned is not None:
+                    outcome = "the new build was discarded"
+                    check_content(card.id, path, pinned, content, outcome)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+        # the sha256 record comes last: its presence says the build and its records are whole
         save_manifest(manifest, path)
-        path.with_name(path.name + ".sha256").write_text(f"{actual}  {path.name}\n")
+        write_fingerprint_record(path, manifest.sha256, content)
+        write_sha256_record(path, manifest.sha256)
         return path
 
     def _make(self, card: DatasetCard, source: Path | None, parameters: dict[str, Any]) -> Any:
@@ -311,26 +333,51 @@ class Catalog:
                         f"smartfab datasets build {card.id} --source PATH"
                     )
                 self.build(dataset_id, **parameters)
-            expected = self.expected_hash(card, path, pinned=not parameters)
+            expected = read_sha256_record(path)
         if expected is None:
             raise DatasetError(f"{path}: no recorded sha256; rebuild it with --force")
         large = path.stat().st_size >= self.dask_min_bytes
-        recorded = card.kind is not Kind.sample and not self.pinned_in_card(card, not parameters)
-        if large and recorded and self.verify_policy == "always":
+        ds: xr.Dataset | None = None
+        if large and card.kind is not Kind.sample and self.verify_policy == "always":
             # the hashes recorded with the build: checked segment by segment as they are read
             manifest = load_manifest(path, expected)
             if manifest is not None:
                 ds = open_checked(path, manifest, NETCDF_ENGINE)
-                ds.attrs["smartfab_sha256"] = expected
-                return ds
-        changed_only = self.verify_policy == "changed"
-        actual = self._verified.sha256(path) if changed_only else sha256_of(path)
-        if actual != expected:
-            raise ChecksumError(path, expected, actual)
-        # chunks={}: dask follows the file's own chunks, written along time by write_netcdf
-        ds = xr.open_dataset(path, engine=NETCDF_ENGINE, chunks={} if large else None)
-        ds.attrs["smartfab_sha256"] = actual
+        if ds is None:
+            changed_only = self.verify_policy == "changed"
+            actual = self._verified.sha256(path) if changed_only else sha256_of(path)
+            if actual != expected:
+                raise ChecksumError(path, expected, actual)
+            # chunks={}: dask follows the file's own chunks, written along time by write_netcdf
+            ds = xr.open_dataset(path, engine=NETCDF_ENGINE, chunks={} if large else None)
+        ds.attrs["smartfab_sha256"] = expected
+        pinned = self.pinned_fingerprint(card, parameters)
+        ds.attrs["smartfab_fingerprint"] = self.content_digest(card, path, expected, pinned)
         return ds
+
+    def content_digest(
+        self, card: DatasetCard, path: Path, sha256: str, pinned: Fingerprint | None
+    ) -> str:
+        """The digest of the content of the file ``path`` whose bytes are ``sha256``.
+
+        Read from the record beside a build (after checking it against the card's fingerprint),
+        from the card for shipped samples, or else computed from the file, checked against the
+        card, and recorded where the folder is writable (builds made before records existed,
+        or records of other bytes). Raises ContentMismatchError when the content is not what
+        the card pins (``pinned``: the card's fingerprint for its own parameters, else None);
+        the file is left as it is.
+        """
+        if card.kind is Kind.sample and pinned is not None:
+            return pinned.digest()
+        recorded = None if card.kind is Kind.sample else read_fingerprint_record(path, sha256)
+        content = recorded or fingerprint_file(path, NETCDF_ENGINE, like=pinned)
+        if pinned is not None:
+            outcome = f"it was not used; rebuild it: smartfab datasets build {card.id} --force"
+            check_content(card.id, path, pinned, content, outcome)
+        if recorded is None and card.kind is not Kind.sample:
+            with contextlib.suppress(OSError):  # a curated build in a folder we may only read
+                write_fingerprint_record(path, sha256, content)
+        return content.digest()
 
     def verify(self, dataset_ids: Iterable[str] | None = None) -> list[Verified]:
         """Check every built or shipped file of the given (default: all visible) datasets."""
@@ -347,10 +394,23 @@ class Catalog:
                 builds = sorted(folder.glob("*.nc")) if folder.is_dir() else []
                 if default not in builds:
                     builds.insert(0, default)
-                candidates = [(p, self.expected_hash(card, p, pinned=p == default)) for p in builds]
+                candidates = [(p, read_sha256_record(p)) for p in builds]
             for path, expected in candidates:
-                results.append(_verify_file(card.id, path, expected))
+                checked = _verify_file(card.id, path, expected)
+                if checked.status == "ok" and card.kind is not Kind.sample and expected:
+                    checked = self._verify_content(card, path, expected, path == default)
+                results.append(checked)
         return results
+
+    def _verify_content(
+        self, card: DatasetCard, path: Path, sha256: str, default: bool
+    ) -> Verified:
+        """A build whose bytes are intact: is its content what the card pins?"""
+        try:
+            self.content_digest(card, path, sha256, card.fingerprint if default else None)
+        except (ContentMismatchError, DatasetError) as exc:
+            return Verified(card.id, str(path), sha256, str(exc), "mismatch")
+        return Verified(card.id, str(path), sha256, sha256, "ok")
 
 
 def _verify_file(dataset_id: str, path: Path, expected: str | None) -> Verified:

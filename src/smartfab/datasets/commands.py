@@ -87,7 +87,19 @@ def info_command(
     """
     card = _catalog(data_dir, cards_dir).info(dataset_id)
     data = card.model_dump(mode="json")
-    typer.echo(json.dumps(data, indent=2) if json_output else yaml.safe_dump(data, sort_keys=False))
+    if json_output:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    if card.fingerprint is not None:  # its digest and one line per variable, not every hash
+        data["fingerprint"] = {
+            "digest": card.fingerprint.digest(),
+            "variables": {
+                name: f"{v.dtype} ({', '.join(v.dims)}) {'x'.join(map(str, v.shape)) or 'scalar'}"
+                + (f" [{v.units}]" if v.units else "")
+                for name, v in card.fingerprint.variables.items()
+            },
+        }
+    typer.echo(yaml.safe_dump(data, sort_keys=False))
 
 
 @app.command("build")
@@ -138,35 +150,24 @@ def verify_command(
 
 @app.command("pin")
 def pin_command(
-    dataset_id: Annotated[str, typer.Argument(help="Dataset id (synthetic).")],
-    write: Annotated[bool, typer.Option(help="Rewrite the card's files: block.")] = False,
+    dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
+    write: Annotated[bool, typer.Option(help="Rewrite the card's identity blocks.")] = False,
+    source: Annotated[
+        Path | None, typer.Option(help="Local copy of the upstream data (external datasets).")
+    ] = None,
     data_dir: DataDir = None,
     cards_dir: CardsDir = None,
 ) -> None:
-    """Curate: build the card's default dataset and pin its size and sha256 in the card.
+    """Curate: build the card's dataset afresh and pin its content fingerprint in the card
+    (shipped samples: also the size and sha256 of their files).
 
-    Example: smartfab datasets pin spindle-thermal --write
+    Without --write the blocks are printed. Example: smartfab datasets pin spindle-thermal --write
     """
-    from smartfab.datasets.checksums import sha256_of
+    from smartfab.datasets.pinning import pin_card
 
     catalog = _catalog(data_dir, cards_dir)
-    card = catalog.info(dataset_id)
-    path = catalog.build_path(card)
-    path.unlink(missing_ok=True)
-    # build without the card's old pin, which the new generator may no longer reproduce
-    catalog.cards[dataset_id] = card.model_copy(update={"files": []})
-    built = catalog.build(dataset_id, force=True, progress=True)
-    entry = {"name": built.name, "size": built.stat().st_size, "sha256": sha256_of(built)}
-    block = yaml.safe_dump({"files": [entry]}, sort_keys=False)
-    if not write:
-        typer.echo(block, nl=False)
-        return
-    card_path = catalog.cards_dir / f"{dataset_id}.yaml"
-    lines = card_path.read_text().splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.startswith("files:")), len(lines))
-    end = next(
-        (i for i in range(start + 1, len(lines)) if lines[i][:1] not in (" ", "-", "\n")),
-        len(lines),
-    )
-    card_path.write_text("".join(lines[:start]) + block + "".join(lines[end:]))
-    typer.echo(f"{card_path}: pinned {entry['name']} ({entry['size']} bytes, {entry['sha256']})")
+    blocks = pin_card(catalog, dataset_id, source=source, write=write)
+    if write:
+        typer.echo(f"{catalog.cards_dir / f'{dataset_id}.yaml'}: pinned {', '.join(blocks)}")
+    else:
+        typer.echo(yaml.safe_dump(blocks, sort_keys=False, default_flow_style=None), nl=False)

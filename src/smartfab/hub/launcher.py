@@ -171,7 +171,11 @@ def announce(run: HubRun, alliance: Alliance) -> None:
 
 def hub_up(settings: HubSettings, config_file: Path | None = None, out: TextIO = sys.stdout) -> int:
     """Validate, provision and run the hub until Ctrl-C or SIGTERM; return the exit status."""
+    from smartfab.dashboards.checks import check_known_grants
+
     alliance = load_alliance(settings.alliance_file)
+    # grants of dashboards: the curated apps installed with smartfab, and those published here
+    check_known_grants(settings.alliance_file, settings.state_dir)
     if config_file is not None and not config_file.is_file():
         raise HubError(f"{config_file}: JupyterHub config file not found")
     prepare(settings, alliance)

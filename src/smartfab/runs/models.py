@@ -3,7 +3,7 @@
 A *batch* is one spec executed over its grid; a *run* is one grid point executed once. Runs are
 content-addressed: ``input_key`` hashes what goes in before execution (notebook bytes,
 parameters, kernel, environment); ``run_id`` adds the checksums of the datasets the run opened,
-known once it has run.
+known once it has run, named by their content fingerprints.
 """
 
 from __future__ import annotations
@@ -34,11 +34,20 @@ class Frozen(BaseModel):
 
 
 class DatasetUse(Frozen):
-    """A dataset a run opened, with the sha256 of the file it read."""
+    """A dataset a run opened: its content fingerprint's digest and the sha256 of the file."""
 
     id: str
     parameters: dict[str, Any] = Field(default_factory=dict)
+    #: the bytes of the file the run read (they differ between machines for the same content)
     sha256: str
+    #: what the data is (:meth:`smartfab.datasets.fingerprint.Fingerprint.digest`); empty in
+    #: records made before content fingerprints
+    fingerprint: str = ""
+
+    @property
+    def identity(self) -> str:
+        """What names the data in run ids: the content digest, else the file's sha256."""
+        return self.fingerprint or self.sha256
 
 
 class Environment(Frozen):

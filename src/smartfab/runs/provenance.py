@@ -2,7 +2,8 @@
 
 A run is content-addressed in two steps. :func:`input_key` hashes what is known before
 execution (the notebook's bytes, the parameters, the kernel and the environment); :func:`run_id`
-adds the datasets the run opened, with the sha256 of the files it read, known once it has run.
+adds the datasets the run opened, named by their content fingerprints (what the data is, the
+same on every machine; the sha256 of the files read is recorded beside), known once it has run.
 Every hash is a sha256 over :func:`canonical_json`, so the same inputs give the same key on every
 machine and in every process.
 """
@@ -24,7 +25,8 @@ from smartfab.datasets.checksums import sha256_of
 from smartfab.runs.models import DatasetUse, Environment
 
 #: bump when the layout of the hashed documents changes: old keys then stop matching
-KEY_VERSION = 1
+#: (2: datasets are named by their content fingerprint, not by the bytes of their files)
+KEY_VERSION = 2
 
 
 @functools.cache
@@ -118,10 +120,12 @@ def input_key(
 def run_id(input_key: str, datasets: Iterable[DatasetUse]) -> str:
     """sha256 (hex) of a run: its :func:`input_key` and the datasets it opened.
 
-    The datasets are sorted and de-duplicated, so the order in which a notebook opened them,
-    or opening one twice, does not change the id.
+    Datasets count by their content (:attr:`DatasetUse.identity`): the same data read from a
+    file written elsewhere, with other bytes, gives the same id. They are sorted and
+    de-duplicated, so the order in which a notebook opened them, or opening one twice, does not
+    change the id.
     """
-    uses = sorted({(d.id, canonical_json(d.parameters), d.sha256) for d in datasets})
+    uses = sorted({(d.id, canonical_json(d.parameters), d.identity) for d in datasets})
     document = {"version": KEY_VERSION, "input": input_key, "datasets": [list(u) for u in uses]}
     return _sha256_text(canonical_json(document))
 

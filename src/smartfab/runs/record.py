@@ -117,7 +117,9 @@ def record(name: str, value: Any) -> None:
     display({RECORD_MIMETYPE: payload, "text/plain": text}, raw=True)  # type: ignore[no-untyped-call]
 
 
-def note_dataset_use(dataset_id: str, parameters: dict[str, Any], sha256: str) -> None:
+def note_dataset_use(
+    dataset_id: str, parameters: dict[str, Any], sha256: str, fingerprint: str
+) -> None:
     """Tell the program test run executing this notebook that it opened a dataset.
 
     Emits display data with only :data:`DATASET_MIMETYPE` (no text: nothing shows in the
@@ -134,5 +136,10 @@ def note_dataset_use(dataset_id: str, parameters: dict[str, Any], sha256: str) -
 
     from smartfab.runs.provenance import jsonable
 
-    payload = {"id": dataset_id, "parameters": jsonable(parameters), "sha256": sha256}
+    payload = {
+        "id": dataset_id,
+        "parameters": jsonable(parameters),
+        "sha256": sha256,
+        "fingerprint": fingerprint,
+    }
     display({DATASET_MIMETYPE: payload}, raw=True)  # type: ignore[no-untyped-call]

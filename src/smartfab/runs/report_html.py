@@ -85,7 +85,13 @@ def _header(batch: BatchRecord, runs: Sequence[RunRecord], summary: BatchSummary
             text += ": " + ", ".join(problems)
         verdict = f'<p class="verdict bad">{escape(text)}</p>'
     notebooks = {f"{r.notebook} (sha256 {r.notebook_sha256[:12]})" for r in runs}
-    datasets = {f"{d.id} (sha256 {d.sha256[:12]})" for r in runs for d in r.datasets}
+    datasets = {
+        f"{d.id} (content {d.fingerprint[:12]}, file sha256 {d.sha256[:12]})"
+        if d.fingerprint
+        else f"{d.id} (file sha256 {d.sha256[:12]})"
+        for r in runs
+        for d in r.datasets
+    }
     rows = [
         ("batch id", batch.batch_id),
         ("created", batch.created.isoformat(timespec="seconds")),

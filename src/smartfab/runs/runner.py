@@ -75,14 +75,21 @@ def status_of(error: RunError | None, rules: list[RuleResult]) -> RunStatus:
 
 
 def datasets_unchanged(uses: Iterable[DatasetUse]) -> bool:
-    """Whether every dataset a stored run opened still has the checksum it had then."""
+    """Whether every dataset a stored run opened still has the content it had then (for runs
+    recorded before content fingerprints: the same file bytes)."""
     uses = list(uses)
     if not uses:
         return True
     from smartfab.datasets.api import default_catalog
 
     catalog = default_catalog()
-    return all(catalog.current_sha256(use.id, use.parameters) == use.sha256 for use in uses)
+    for use in uses:
+        now = catalog.current_identity(use.id, use.parameters)
+        if now is None:
+            return False
+        if (now.fingerprint if use.fingerprint else now.sha256) != use.identity:
+            return False
+    return True
 
 
 class BatchRunner:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from smartfab.runs.models import RunRecord, RunTask
-from smartfab.runs.provenance import sha256_file
+from smartfab.runs.provenance import canonical_json, sha256_file
 
 
 @dataclass
@@ -64,9 +64,10 @@ def verify_runs(
             problems = []
             if outcome.error is not None:
                 problems.append(f"error: {outcome.error.ename}: {outcome.error.evalue}")
-            changed_data = {u.id for u in run.datasets if u not in outcome.datasets} | {
-                u.id for u in outcome.datasets if u not in run.datasets
-            }
+            # the same data, by content: a file rebuilt with other bytes is no difference
+            before = {(u.id, canonical_json(u.parameters), u.identity) for u in run.datasets}
+            after = {(u.id, canonical_json(u.parameters), u.identity) for u in outcome.datasets}
+            changed_data = {key[0] for key in before ^ after}
             if changed_data:
                 problems.append(f"datasets differ: {', '.join(sorted(changed_data))}")
             again = run.model_copy(update={"metrics": outcome.metrics})
