@@ -1,16 +1,20 @@
-"""The repo2docker configuration in ``binder/``: the environment agrees with pyproject.toml, the
-build scripts are sound bash, and the datasets postBuild prepares are really built and verified.
+"""The repo2docker configuration in ``binder/``: the image installs exactly uv.lock without the
+hub's own parts, the build scripts are sound bash, and the datasets postBuild prepares are really
+built and verified.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
-import tomllib
-from importlib.metadata import version as installed_version
+from importlib.machinery import SourceFileLoader
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -19,60 +23,102 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from test_lock import (
+    PYTHON,
+    LockedPackage,
+    applies_here,
+    file_hashes,
+    locked_here,
+    locked_packages,
+    pyproject,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 BINDER = ROOT / "binder"
 SCRIPTS = ("postBuild", "start", "prepare-datasets")
 
-#: runtime dependencies of pyproject.toml a Binder session does without, and why
-LEFT_OUT: dict[str, str] = {
-    "jupyterhub": "the hub itself; BinderHub brings its own hub and the image's single-user "
-    "server must match that hub, not ours",
-    "jupyterhub-nativeauthenticator": "hub login; Binder sessions are anonymous",
-    "jupyterhub-idle-culler": "a hub service; BinderHub culls idle sessions itself",
-    "jupyter-collaboration": "real-time collaboration between hub users on team folders; a "
-    "Binder session has one anonymous user",
-}
 
-#: packages in binder/requirements.txt that pyproject.toml does not list, and why
-EXTRA_ALLOWED: dict[str, str] = {}
-
-#: packages whose versions are written into, or decide, the bytes of a built dataset: the
-#: image must use the versions with which test_prepare_datasets reproduced the pinned sha256
-DATASET_BYTES = ("numpy", "scipy", "pandas", "xarray", "h5netcdf", "h5py")
+@functools.cache
+def _locked_requirements_script() -> ModuleType:
+    """binder/locked-requirements as a module (it has no .py suffix: it is run as a script)."""
+    path = BINDER / "locked-requirements"
+    loader = SourceFileLoader("binder_locked_requirements", str(path))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
 
 
-def _pyproject() -> dict[str, object]:
-    with (ROOT / "pyproject.toml").open("rb") as f:
-        return tomllib.load(f)
+def _hub_parts() -> set[NormalizedName]:
+    return {canonicalize_name(n) for n in _locked_requirements_script().HUB_PARTS}
 
 
-def _pyproject_requirements() -> dict[NormalizedName, Requirement]:
-    deps = _pyproject()["project"]["dependencies"]  # type: ignore[index]
-    reqs = [Requirement(line) for line in deps]  # type: ignore[union-attr]
-    return {canonicalize_name(r.name): r for r in reqs}
+@functools.cache
+def _exported_text() -> str:
+    """What binder/postBuild installs: the output of binder/locked-requirements."""
+    exported = subprocess.run(
+        [sys.executable, str(BINDER / "locked-requirements")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert exported.returncode == 0, exported.stderr
+    return exported.stdout
 
 
-def _binder_requirements() -> dict[NormalizedName, Requirement]:
-    """binder/requirements.txt, one requirement per line (no pip options, no duplicates)."""
-    reqs: dict[NormalizedName, Requirement] = {}
-    for number, raw in enumerate((BINDER / "requirements.txt").read_text().splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
+def _exported() -> list[tuple[Requirement, set[str]]]:
+    """Each exported requirement with its ``--hash`` options, continuation lines joined."""
+    entries = []
+    for line in _exported_text().replace("\\\n", " ").splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
             continue
-        assert not line.startswith("-"), f"requirements.txt:{number}: pip option {line!r}"
-        req = Requirement(line)
-        name = canonicalize_name(req.name)
-        assert name not in reqs, f"requirements.txt:{number}: {req.name} listed twice"
-        reqs[name] = req
-    return reqs
+        first_option = next((i for i, w in enumerate(words) if w.startswith("--")), len(words))
+        options = words[first_option:]
+        assert all(o.startswith("--hash=sha256:") for o in options), f"unexpected option: {line}"
+        requirement = Requirement(" ".join(words[:first_option]))
+        entries.append((requirement, {o.removeprefix("--hash=") for o in options}))
+    return entries
 
 
-def _pinned_version(req: Requirement) -> Version:
-    """The version of an exact ``==`` pin; anything looser fails the test."""
-    specs = list(req.specifier)
-    assert len(specs) == 1, f"{req}: pin one exact version"
-    assert specs[0].operator == "==" and "*" not in specs[0].version, f"{req}: use NAME==VERSION"
-    return Version(specs[0].version)
+def _exported_here() -> dict[NormalizedName, Version]:
+    """The version of each package pip installs from the export on this Python."""
+    here: dict[NormalizedName, Version] = {}
+    for requirement, _ in _exported():
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name not in here, f"{name}: exported twice for {PYTHON}"
+        (spec,) = requirement.specifier
+        here[name] = Version(spec.version)
+    return here
+
+
+def _runtime_closure_here() -> dict[NormalizedName, Version]:
+    """The packages uv.lock installs on this Python for smartfab's runtime dependencies without
+    the hub's parts: followed through the lock's dependency edges and their markers."""
+    (project,) = locked_packages()[canonicalize_name("smartfab")]
+    todo = [e for e in project["dependencies"] if canonicalize_name(e["name"]) not in _hub_parts()]
+    found: dict[NormalizedName, Version] = {}
+    seen: set[tuple[NormalizedName, tuple[str, ...]]] = set()
+    while todo:
+        edge = todo.pop()
+        name, extras = canonicalize_name(edge["name"]), tuple(edge.get("extra", ()))
+        if not applies_here(edge.get("marker")) or (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        package: LockedPackage | None
+        if "version" in edge:  # the lock names the version when it holds several
+            (package,) = [p for p in locked_packages()[name] if p["version"] == edge["version"]]
+        else:
+            package = locked_here(name)
+        assert package is not None, f"{name}: needed on {PYTHON} but not locked for it"
+        found[name] = Version(package["version"])
+        todo += package.get("dependencies", [])
+        for extra in extras:
+            todo += package.get("optional-dependencies", {}).get(extra, [])
+    return found
 
 
 def _synthetic_cards() -> list[dict[str, object]]:
@@ -89,62 +135,99 @@ def _bin_env(**extra: str) -> dict[str, str]:
     return env
 
 
-# -- (a) the environment agrees with pyproject.toml -----------------------------------------------
+# -- (a) the image installs uv.lock ----------------------------------------------------------------
 
 
-def test_left_out_dependencies_are_pyproject_dependencies_and_absent() -> None:
-    pyproject = _pyproject_requirements()
-    binder = _binder_requirements()
-    for name in LEFT_OUT:
-        assert canonicalize_name(name) in pyproject, f"{name}: no longer in pyproject; drop it"
-        assert canonicalize_name(name) not in binder, f"{name}: listed as left out"
+def test_no_second_pin_list() -> None:
+    assert not (BINDER / "requirements.txt").exists(), (
+        "binder/requirements.txt: the image installs from uv.lock (binder/locked-requirements)"
+    )
 
 
-def test_every_needed_dependency_is_pinned_compatibly() -> None:
-    binder = _binder_requirements()
-    left_out = {canonicalize_name(n) for n in LEFT_OUT}
+def test_exported_requirements_are_the_locked_files() -> None:
     problems = []
-    for name, wanted in _pyproject_requirements().items():
-        if name in left_out:
-            continue
-        pin = binder.get(name)
-        if pin is None:
-            problems.append(f"{wanted}: missing from binder/requirements.txt")
-            continue
-        pinned = _pinned_version(pin)
-        if not wanted.specifier.contains(pinned, prereleases=True):
-            problems.append(f"{pin} does not satisfy pyproject's {wanted}")
-        if not wanted.extras <= pin.extras:
-            problems.append(f"{pin}: pyproject asks for extras {sorted(wanted.extras)}")
-        if wanted.marker != pin.marker:
-            problems.append(f"{pin}: markers differ from pyproject's {wanted}")
+    for requirement, hashes in _exported():
+        (spec,) = requirement.specifier
+        assert spec.operator == "==", f"{requirement}: not pinned to one version"
+        locked = [
+            p
+            for p in locked_packages().get(canonicalize_name(requirement.name), [])
+            if Version(p["version"]) == Version(spec.version)
+        ]
+        if not locked:
+            problems.append(f"{requirement.name}: exported {spec.version}, not in uv.lock")
+        elif hashes != file_hashes(locked[0]):
+            problems.append(
+                f"{requirement.name} {spec.version}: exported {len(hashes)} hashes, uv.lock has "
+                f"{len(file_hashes(locked[0]))}; they differ"
+            )
     assert not problems, "\n".join(problems)
 
 
-def test_every_binder_package_is_in_pyproject_or_allowed() -> None:
-    known = set(_pyproject_requirements()) | {canonicalize_name(n) for n in EXTRA_ALLOWED}
-    unknown = sorted(str(r) for n, r in _binder_requirements().items() if n not in known)
-    assert not unknown, f"not in pyproject.toml nor in EXTRA_ALLOWED: {unknown}"
-    for req in _binder_requirements().values():
-        _pinned_version(req)
+def test_exported_requirements_are_the_lock_for_this_python() -> None:
+    exported, expected = _exported_here(), _runtime_closure_here()
+    problems = [
+        f"{name}: exported {exported.get(name, 'nothing')}, uv.lock has "
+        f"{expected.get(name, 'nothing: only the hub parts need it')} for {PYTHON}"
+        for name in sorted(set(exported) | set(expected))
+        if exported.get(name) != expected.get(name)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def _readme_left_out() -> set[NormalizedName]:
+    """The packages binder/README.md lists, with the reason, as the hub's parts left out."""
+    text = (BINDER / "README.md").read_text()
+    bullets = text.split("Left out, the hub's own parts", 1)[1].split("\n\n", 2)[1]
+    return {canonicalize_name(n) for n in re.findall(r"^- `([^`]+)`:", bullets, re.MULTILINE)}
+
+
+def test_readme_says_why_each_hub_part_is_left_out() -> None:
+    assert _readme_left_out() == _hub_parts(), (
+        f"binder/README.md explains {sorted(_readme_left_out())}, "
+        f"binder/locked-requirements leaves out {sorted(_hub_parts())}"
+    )
+
+
+def test_hub_parts_are_left_out_and_every_other_dependency_is_in() -> None:
+    exported = _exported_here()
+    problems = []
+    for line in pyproject()["project"]["dependencies"]:
+        wanted = Requirement(line)
+        name = canonicalize_name(wanted.name)
+        if name in _hub_parts():
+            if name in exported:
+                problems.append(f"{name}: exported {exported[name]}; a hub part, to leave out")
+        elif name not in exported:
+            problems.append(f"{name}: not exported; pyproject asks for {wanted}")
+        elif not wanted.specifier.contains(exported[name], prereleases=True):
+            problems.append(f"{name}: exported {exported[name]}; pyproject asks for {wanted}")
+    declared = {
+        canonicalize_name(Requirement(d).name) for d in pyproject()["project"]["dependencies"]
+    }
+    problems += [f"{n}: a hub part but not in pyproject" for n in _hub_parts() - declared]
+    assert not problems, "\n".join(problems)
+
+
+def test_pip_accepts_the_export_in_hash_checking_mode(tmp_path: Path) -> None:
+    # postBuild's pip command as a dry run against this environment (the lock, as test_lock.py
+    # checks): pip reads the file, evaluates its markers and resolves the pins together; nothing
+    # is downloaded, as all is installed (which is also why the hashes are checked above instead)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(_exported_text())
+    pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--require-hashes"]
+    checked = subprocess.run(
+        [*pip, "-r", str(requirements)], capture_output=True, text=True, timeout=120
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Would install" not in checked.stdout, checked.stdout
 
 
 def test_runtime_python_satisfies_requires_python() -> None:
     runtime = (BINDER / "runtime.txt").read_text().strip()
     assert runtime.startswith("python-"), f"runtime.txt: {runtime!r}, want python-X.Y"
-    requires = SpecifierSet(_pyproject()["project"]["requires-python"])  # type: ignore[index]
+    requires = SpecifierSet(pyproject()["project"]["requires-python"])
     assert Version(runtime.removeprefix("python-")) in requires, (runtime, str(requires))
-
-
-def test_dataset_packages_pinned_as_tested() -> None:
-    binder = _binder_requirements()
-    drift = {
-        name: (str(pinned), tested)
-        for name in DATASET_BYTES
-        if (pinned := _pinned_version(binder[canonicalize_name(name)]))
-        != Version(tested := installed_version(name))
-    }
-    assert not drift, f"binder pin vs tested version (the datasets' sha256 depend on them): {drift}"
 
 
 # -- (b) the build scripts ------------------------------------------------------------------------
@@ -162,17 +245,34 @@ def test_script_is_strict_executable_bash(name: str) -> None:
     assert checked.returncode == 0, checked.stderr
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
+def test_locked_requirements_is_an_executable_python_script() -> None:
+    path = BINDER / "locked-requirements"
+    assert os.access(path, os.X_OK), "binder/locked-requirements is not executable"
+    assert path.read_text().startswith("#!/usr/bin/env python3\n")
+    compile(path.read_text(), str(path), "exec")
+
+
+@pytest.mark.parametrize("name", [*SCRIPTS, "locked-requirements"])
 def test_script_needs_no_root(name: str) -> None:
     text = (BINDER / name).read_text()
     for word in ("sudo ", "apt-get", "apt ", "chown ", "/etc/"):
         assert word not in text, f"binder/{name} uses {word.strip()!r}: the build has no root"
 
 
-def test_post_build_installs_project_and_prepares_datasets() -> None:
+def test_post_build_installs_the_lock_then_the_project_then_prepares_datasets() -> None:
     text = (BINDER / "postBuild").read_text()
-    assert "pip install --no-cache-dir --no-deps ." in text
-    assert 'binder/prepare-datasets "$(binder/start printenv SMARTFAB_DATA_DIR)"' in text
+    steps = [
+        'python scripts/locked-requirement uv >"$work/uv.txt"',
+        'python -m pip install --no-cache-dir --require-hashes --no-deps -r "$work/uv.txt"',
+        'python binder/locked-requirements >"$work/requirements.txt"',
+        'python -m pip install --no-cache-dir --require-hashes -r "$work/requirements.txt"',
+        'python -m pip install --no-cache-dir --no-deps "$work"/dist/smartfab-*.whl',
+        'binder/prepare-datasets "$(binder/start printenv SMARTFAB_DATA_DIR)"',
+    ]
+    positions = [text.find(step) for step in steps]
+    missing = [step for step, at in zip(steps, positions, strict=True) if at < 0]
+    assert not missing, f"binder/postBuild lacks {missing}"
+    assert positions == sorted(positions), "binder/postBuild runs its steps out of order"
 
 
 def test_start_exports_data_dir_and_runs_the_command(tmp_path: Path) -> None:
@@ -235,9 +335,10 @@ def test_prepare_datasets_builds_and_verifies_every_public_synthetic_dataset(
         )
         assert verified.returncode == 0, verified.stdout + verified.stderr
         results = json.loads(verified.stdout)
+        # "ok": the bytes are those recorded at the build, the content the card's fingerprint
         assert [(r["path"], r["status"]) for r in results] == [(str(build), "ok")], results
-        pinned = card["files"][0]["sha256"]  # type: ignore[index]
-        assert results[0]["actual"] == pinned
+        record = json.loads(build.with_name(build.name + ".fingerprint.json").read_text())
+        assert record["sha256"] == results[0]["actual"]
 
     shipped = {p.name for p in Path(data_dir).iterdir()}
     assert shipped == set(public), f"expected only the public synthetic datasets: {shipped}"
