@@ -120,9 +120,11 @@ def test_spc_chart_redraws_when_controls_change(sf_voila: PlainVoila, sf_page: P
 
     # an X-bar chart of five: a fifth of the points, a new trace
     page.locator(".sf-spc-subgroup select").select_option(label="5")
-    page.wait_for_function(f"({CHART_STATE_JS})().lines !== {before['lines']!r}".replace("\n", " "))
+    # bqplot redraws the trace and the points as two marks: wait until both have changed
+    changed = f"(s => s.lines !== {before['lines']!r} && s.dots !== {before['dots']})"
+    page.wait_for_function(f"{changed}(({CHART_STATE_JS})())".replace("\n", " "))
     xbar = page.evaluate(CHART_STATE_JS)
-    assert xbar["dots"] < before["dots"]
+    assert xbar["lines"] != before["lines"] and xbar["dots"] < before["dots"], xbar
 
     # switching rule 4 on flags more points
     page.locator(".sf-spc-rule-4 input[type=checkbox]").check()
