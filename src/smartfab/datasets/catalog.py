@@ -45,7 +45,7 @@ from smartfab.datasets.manifest import (
     save_manifest,
 )
 from smartfab.datasets.registry import Registry
-from smartfab.errors import ChecksumError, ContentMismatchError, DatasetError, UnknownDatasetError
+from smartfab.errors import ChecksumError, DatasetError, UnknownDatasetError
 
 #: samples per chunk along ``time`` (about 0.5 MB of float64): big enough for fast reads
 TIME_CHUNK = 65536
@@ -248,7 +248,10 @@ class Catalog:
         if sha256 is None:
             return None
         recorded = read_fingerprint_record(path, sha256)
-        return DatasetIdentity(sha256, recorded.digest() if recorded else None)
+        if recorded is None:
+            return DatasetIdentity(sha256, None)
+        pinned = self.pinned_fingerprint(card, parameters)  # checked when the record was made
+        return DatasetIdentity(sha256, (pinned or recorded).digest())
 
     # -- build ----------------------------------------------------------------------------------
 
@@ -263,8 +266,10 @@ class Catalog:
         """Build ``dataset_id`` into the data directory (synthetic: generate; external: convert
         the local upstream copy at ``source``); return the file.
 
-        A default build of a synthetic dataset must reproduce the card's sha256: otherwise the
-        new file is discarded and a ChecksumError explains why.
+        A build of the card's own parameters must hold the content the card's fingerprint pins:
+        otherwise the new file is discarded and a ContentMismatchError names each difference.
+        The sha256 of the new file's bytes (whole and per segment) and its fingerprint are
+        recorded beside it.
         """
         card = self.info(dataset_id)
         if card.kind is Kind.sample:
@@ -316,8 +321,9 @@ class Catalog:
         has at least ``dask_min_bytes``.
 
         Synthetic datasets are built on first use (and for new ``parameters``); external ones
-        must have been built from a local copy. Raises ChecksumError when the file on disk is
-        not the curated one.
+        must have been built from a local copy. Raises ChecksumError when a byte read is not
+        what was recorded for the file, ContentMismatchError when the build's content is not
+        the card's.
         """
         card = self.info(dataset_id)
         if card.kind is Kind.sample:
@@ -377,7 +383,8 @@ class Catalog:
         if recorded is None and card.kind is not Kind.sample:
             with contextlib.suppress(OSError):  # a curated build in a folder we may only read
                 write_fingerprint_record(path, sha256, content)
-        return content.digest()
+        # the card's content, when it pins one: the same name on every machine
+        return (pinned or content).digest()
 
     def verify(self, dataset_ids: Iterable[str] | None = None) -> list[Verified]:
         """Check every built or shipped file of the given (default: all visible) datasets."""
@@ -408,7 +415,7 @@ class Catalog:
         """A build whose bytes are intact: is its content what the card pins?"""
         try:
             self.content_digest(card, path, sha256, card.fingerprint if default else None)
-        except (ContentMismatchError, DatasetError) as exc:
+        except DatasetError as exc:  # ContentMismatchError, or a damaged record
             return Verified(card.id, str(path), sha256, str(exc), "mismatch")
         return Verified(card.id, str(path), sha256, sha256, "ok")
 
