@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from browsertools import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from dashboardtools import make_project  # noqa: E402
+from dashboardtools import make_project, project_library  # noqa: E402
 from hubtools import RunningHub  # noqa: E402
 from jupyterdirs import isolated_jupyter_dirs  # noqa: E402
 from smartfab.dashboards.voila import free_loopback_port  # noqa: E402
@@ -352,6 +352,7 @@ def main() -> int:
     alliance = make_project(base / "project", {"spc-chart": NOTEBOOK})
     hub = RunningHub(
         alliance=alliance,
+        library=project_library(alliance),
         state_dir=base / "state",
         home_root=base / "home",
         prefix=prefix,
