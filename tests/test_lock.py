@@ -149,6 +149,44 @@ def test_uv_finds_the_lock_up_to_date() -> None:
     )
 
 
+def test_installing_from_the_lock_checks_every_file_against_its_hash(tmp_path: Path) -> None:
+    """What scripts/bootstrap runs (`uv sync` from uv.lock) refuses a file whose sha256 is not
+    the locked one: here the lock of a copy of the project is altered for pip's files."""
+    import re
+    import shutil
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "uv.lock", "README.md"):
+        shutil.copy(ROOT / name, project / name)
+    text = (project / "uv.lock").read_text()
+    start = text.index('\n[[package]]\nname = "pip"\n')
+    end = text.index("\n[[package]]", start + 1)
+    altered = re.sub(r"sha256:[0-9a-f]", "sha256:x", text[start:end]).replace(
+        "sha256:x", "sha256:0"
+    )
+    assert altered != text[start:end]
+    (project / "uv.lock").write_text(text[:start] + altered + text[end:])
+    venv = tmp_path / "venv"
+    env = {
+        **os.environ,
+        "UV_PROJECT_ENVIRONMENT": str(venv),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_LINK_MODE": "copy",
+    }
+    sync = [sys.executable, "-m", "uv", "sync", "--frozen", "--no-install-project"]
+    done = subprocess.run(
+        [*sync, "--only-group", "tools", "--python", sys.executable],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "Hash mismatch" in done.stderr and "pip" in done.stderr, done.stderr
+
+
 # -- (c) the running environment is the lock -------------------------------------------------------
 
 
