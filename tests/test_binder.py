@@ -337,8 +337,8 @@ def test_prepare_datasets_builds_and_verifies_every_public_synthetic_dataset(
         results = json.loads(verified.stdout)
         # "ok": the bytes are those recorded at the build, the content the card's fingerprint
         assert [(r["path"], r["status"]) for r in results] == [(str(build), "ok")], results
-        record = json.loads(build.with_name(build.name + ".fingerprint.json").read_text())
-        assert record["sha256"] == results[0]["actual"]
+        record = build.with_name(build.name + ".fingerprint.json").read_text().splitlines()
+        assert json.loads(record[0])["sha256"] == results[0]["actual"]
 
     shipped = {p.name for p in Path(data_dir).iterdir()}
     assert shipped == set(public), f"expected only the public synthetic datasets: {shipped}"

@@ -393,3 +393,24 @@ def test_every_curated_dataset_verifies_with_other_cpu_features(tmp_path: Path) 
     assert not refused, refused
     if present:  # this CPU had faster paths to switch off: the bytes must have moved somewhere
         assert any(here[k] != other[k] for k in here), (present, here)
+
+
+def test_content_records_are_bound_to_their_bytes(sf_curated: Callable[..., Catalog]) -> None:
+    """A record made for other bytes is not trusted (the content is fingerprinted again and the
+    record rewritten); a damaged one is an error naming it."""
+    from smartfab.datasets.content import read_content_digest
+    from smartfab.errors import DatasetError
+
+    catalog = sf_curated("spindle-thermal")
+    path = catalog.build("spindle-thermal")
+    record = fingerprint_record_path(path)
+    sha256 = sha256_of(path)
+    header, body = record.read_text().splitlines()
+    assert read_content_digest(path, sha256) == catalog.card("spindle-thermal").fingerprint.digest()  # type: ignore[union-attr]
+    record.write_text(header.replace(sha256, "0" * 64) + "\n" + body + "\n")
+    assert read_content_digest(path, sha256) is None
+    catalog.open("spindle-thermal")
+    assert read_content_digest(path, sha256) is not None  # fingerprinted again, recorded
+    record.write_text("not json\n")
+    with pytest.raises(DatasetError, match=re.escape(f"{record}: not a readable content record")):
+        catalog.open("spindle-thermal")

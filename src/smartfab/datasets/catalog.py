@@ -31,6 +31,7 @@ from smartfab.datasets.checksums import VerifiedFiles, sha256_of
 from smartfab.datasets.content import (
     check_content,
     fingerprint_file,
+    read_content_digest,
     read_fingerprint_record,
     read_sha256_record,
     write_fingerprint_record,
@@ -247,11 +248,11 @@ class Catalog:
         sha256 = read_sha256_record(path) if path.exists() else None
         if sha256 is None:
             return None
-        recorded = read_fingerprint_record(path, sha256)
-        if recorded is None:
+        digest = read_content_digest(path, sha256)
+        if digest is None:
             return DatasetIdentity(sha256, None)
         pinned = self.pinned_fingerprint(card, parameters)  # checked when the record was made
-        return DatasetIdentity(sha256, (pinned or recorded).digest())
+        return DatasetIdentity(sha256, pinned.digest() if pinned else digest)
 
     # -- build ----------------------------------------------------------------------------------
 
@@ -375,7 +376,10 @@ class Catalog:
         """
         if card.kind is Kind.sample and pinned is not None:
             return pinned.digest()
-        recorded = None if card.kind is Kind.sample else read_fingerprint_record(path, sha256)
+        digest = None if card.kind is Kind.sample else read_content_digest(path, sha256)
+        if digest is not None and (pinned is None or digest == pinned.digest()):
+            return digest  # recorded for these bytes (and checked against the card at build)
+        recorded = None if digest is None else read_fingerprint_record(path, sha256)
         content = recorded or fingerprint_file(path, NETCDF_ENGINE, like=pinned)
         if pinned is not None:
             outcome = f"it was not used; rebuild it: smartfab datasets build {card.id} --force"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from pydantic import ValidationError
 
@@ -47,15 +47,26 @@ def fingerprint_record_path(path: Path) -> Path:
 
 
 def write_fingerprint_record(path: Path, sha256: str, fingerprint: Fingerprint) -> None:
-    """Keep ``fingerprint`` beside ``path``, bound to the file's bytes ``sha256``."""
-    document = {
-        "format": FORMAT,
-        "file": path.name,
-        "sha256": sha256,
-        "digest": fingerprint.digest(),
-        "fingerprint": fingerprint.model_dump(mode="json"),
-    }
-    write_atomic(fingerprint_record_path(path), json.dumps(document, indent=1).encode())
+    """Keep ``fingerprint`` beside ``path``, bound to the file's bytes ``sha256``.
+
+    Two lines of JSON: a header (format, file, sha256 of its bytes, digest of its content),
+    which opening a dataset reads alone, then the fingerprint, read when it is compared.
+    """
+    header = {"format": FORMAT, "file": path.name, "sha256": sha256, "digest": fingerprint.digest()}
+    body = fingerprint.model_dump(mode="json")
+    text = json.dumps(header) + "\n" + json.dumps(body, separators=(",", ":")) + "\n"
+    write_atomic(fingerprint_record_path(path), text.encode())
+
+
+def read_content_digest(path: Path, sha256: str) -> str | None:
+    """The content digest recorded for ``path`` when its bytes were ``sha256`` (the record's
+    header only: cheap for a large dataset); None when there is no record for those bytes."""
+    try:
+        with fingerprint_record_path(path).open() as lines:
+            header = _header(path, lines.readline())
+    except FileNotFoundError:
+        return None
+    return None if header is None or header["sha256"] != sha256 else str(header["digest"])
 
 
 def read_fingerprint_record(path: Path, sha256: str) -> Fingerprint | None:
@@ -64,21 +75,33 @@ def read_fingerprint_record(path: Path, sha256: str) -> Fingerprint | None:
     None when there is no record or it was made for other bytes; a damaged record is a
     DatasetError naming it.
     """
-    source = fingerprint_record_path(path)
     try:
-        document = json.loads(source.read_text())
+        with fingerprint_record_path(path).open() as lines:
+            header = _header(path, lines.readline())
+            if header is None or header["sha256"] != sha256:
+                return None
+            body = lines.readline()
     except FileNotFoundError:
         return None
+    try:
+        return Fingerprint.model_validate_json(body)
+    except ValidationError as err:
+        source = fingerprint_record_path(path)
+        raise DatasetError(f"{source}: damaged fingerprint: {err}") from None
+
+
+def _header(path: Path, line: str) -> dict[str, Any] | None:
+    """The header line of the record of ``path``; None when it is about another file."""
+    source = fingerprint_record_path(path)
+    try:
+        header = json.loads(line)
     except ValueError as err:
         raise DatasetError(f"{source}: not a readable content record: {err}") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise DatasetError(f"{source}: not a content record of format {FORMAT}")
-    if document.get("sha256") != sha256 or document.get("file") != path.name:
-        return None
-    try:
-        return Fingerprint.model_validate(document.get("fingerprint"))
-    except ValidationError as err:
-        raise DatasetError(f"{source}: damaged fingerprint: {err}") from None
+    if not isinstance(header.get("sha256"), str) or not isinstance(header.get("digest"), str):
+        raise DatasetError(f"{source}: the header lacks the sha256 or the digest")
+    return header if header.get("file") == path.name else None
 
 
 def fingerprint_file(path: Path, engine: str, like: Fingerprint | None = None) -> Fingerprint:
