@@ -39,10 +39,9 @@ def check_dashboard_grants(alliance_file: Path, known_ids: set[str]) -> None:
 def check_known_grants(alliance_file: Path, state_dir: Path | None = None) -> None:
     """Check grants against the curated apps installed with smartfab (and the apps published in
     ``state_dir``), wherever ``alliance_file`` is."""
-    from smartfab.dashboards.registry import DashboardCatalog
+    from smartfab.dashboards.registry import DashboardCatalog, curated_registry, load_registry
 
-    catalog = DashboardCatalog.for_hub(state_dir or Path("/nonexistent-state"))
-    ids = {d.id for d in catalog.curated()}
+    ids = {d.id for d in load_registry(curated_registry())}
     if state_dir is not None:
-        ids |= {d.id for d in catalog.published()}
+        ids |= {d.id for d in DashboardCatalog.for_hub(state_dir).published()}
     check_dashboard_grants(alliance_file, ids)
