@@ -365,7 +365,7 @@ def main() -> int:
         if hub.proc is not None:
             hub.stop()
         if IS_ROOT:
-            from smartfab.hub.accounts import remove_prefixed
+            from smartfab.host.accounts import remove_prefixed
 
             remove_prefixed(prefix)
         shutil.rmtree(base, ignore_errors=True)

@@ -395,7 +395,7 @@ def run(users: int, timeout: float, fork_server: bool = True) -> dict[str, Any]:
             hub.stop()
         end_leftovers(servers)
         if IS_ROOT:
-            from smartfab.hub.accounts import remove_prefixed
+            from smartfab.host.accounts import remove_prefixed
 
             try:
                 removed = remove_prefixed(prefix)

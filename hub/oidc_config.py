@@ -15,9 +15,9 @@ alliance file. Requires ``pip install smartfab[oidc]``.
 """
 
 from smartfab.alliance import load_alliance
+from smartfab.host.settings import load_settings
 from smartfab.hub.config import configure_hub
 from smartfab.hub.oidc import OIDCSettings, set_oidc
-from smartfab.hub.settings import load_settings
 
 c = get_config()  # noqa: F821  (provided by JupyterHub)
 configure_hub(c)

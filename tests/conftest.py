@@ -50,7 +50,7 @@ def sf_public_tmp() -> Iterator[Path]:
 
 def _remove_stale_test_accounts() -> None:
     """Accounts left by a test session that was killed: test prefix and a vanished home."""
-    from smartfab.hub.accounts import remove_prefixed
+    from smartfab.host.accounts import remove_prefixed
 
     stale = {
         m.group(0)
@@ -71,7 +71,7 @@ def sf_account_prefixes() -> Iterator[list[str]]:
         _remove_stale_test_accounts()
     yield prefixes
     if IS_ROOT:
-        from smartfab.hub.accounts import remove_prefixed
+        from smartfab.host.accounts import remove_prefixed
 
         for prefix in prefixes:
             remove_prefixed(prefix)

@@ -73,6 +73,37 @@ def test_registry_and_grants(
     }
 
 
+def test_the_service_reads_the_hub_settings(
+    sf_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service is configured from the settings file the hub writes, nothing else."""
+    from smartfab.dashboards.hubservice import dashboards_service
+    from smartfab.dashboards.service import service_state
+    from smartfab.host.settings import HubSettings, SpawnMode, load_settings
+
+    monkeypatch.setenv(LIBRARY_ENV, str(project_library(sf_project)))
+    settings = HubSettings(
+        alliance_file=sf_project,
+        state_dir=tmp_path / "state",
+        home_root=tmp_path / "home",
+        spawn_mode=SpawnMode.single,
+        account_prefix="sfx-",
+        dashboard_pool_size=3,
+    )
+    settings.save()
+    environment = dashboards_service(settings)["environment"]
+    assert environment[LIBRARY_ENV] == str(project_library(sf_project))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    state = service_state(load_settings(), "/services/dashboards/", "/hub/")
+    assert state.backends.pool_size == 3
+    assert state.backends.layout.prefix == "sfx-"
+    assert state.backends.layout.mode is SpawnMode.single
+    assert state.backends.layout.state.root == tmp_path / "state"
+    assert state.catalog.ids() == {"machine-health", "tool-life", "spc-chart", "oee-dashboard"}
+    assert state.hub_home == "/hub/home"
+
+
 def test_access_role_covers_every_team_group(sf_project: Path) -> None:
     from smartfab.alliance import load_alliance
 

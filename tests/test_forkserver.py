@@ -2,34 +2,93 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from smartfab.hub.forkserver import NOT_PRELOADABLE, ForkServer, LaunchRequest
+from smartfab.errors import HubError
+from smartfab.host.forkserver import ForkServer, ForkUse, LaunchRequest
+from smartfab.hub.spawner import SINGLE_USER_SERVERS
 
 
 def test_preload_imports_nothing_that_reads_the_environment_at_import() -> None:
     """Preloading imports the server stack but not the modules each user must import."""
     code = (
-        "import json, sys; from smartfab.hub.forkserver import _preload; _preload(); "
+        "import json, sys; from smartfab.host.forkserver import ForkUse, preload; "
+        f"preload(ForkUse.model_validate_json({SINGLE_USER_SERVERS.model_dump_json()!r})); "
         "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     loaded = set(json.loads(done.stdout))
     assert {"jupyter_server", "jupyterlab", "jupyterhub"} <= loaded
-    assert not loaded & set(NOT_PRELOADABLE)
+    assert not loaded & set(SINGLE_USER_SERVERS.not_preloadable)
+
+
+def test_a_use_that_preloads_what_it_must_not_is_refused(tmp_path: Path) -> None:
+    """The fork server does not start when preloading imported a module of ``not_preloadable``."""
+    use = ForkUse(name="bad", preload=("json",), not_preloadable=("json",), entry="json:dumps")
+    with pytest.raises(HubError, match="exited with status 1"):
+        ForkServer(tmp_path / "fs.sock", use).start()
+    assert not (tmp_path / "fs.sock").exists()
+
+
+#: an entry point that reports what it was launched with, then exits 0
+PROBE_MODULE = """
+import json, os, sys
+
+def main():
+    out = os.environ["SF_OUT"]
+    with open(out + ".part", "w") as handle:
+        json.dump({"argv": sys.argv, "cwd": os.getcwd(), "umask": os.umask(0)}, handle)
+    os.rename(out + ".part", out)
+    return 0
+"""
+
+
+def test_a_launch_runs_the_entry_point_of_its_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any use: the launched process has the request's argv, environment, umask and folder."""
+    (tmp_path / "sf_probe.py").write_text(PROBE_MODULE)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    server = ForkServer(
+        tmp_path / "fs.sock", ForkUse(name="probe", preload=("sf_probe",), entry="sf_probe:main")
+    )
+    server.start()
+    out = tmp_path / "out.json"
+    request = LaunchRequest(
+        argv=["probe", "--flag"],
+        env={"SF_OUT": str(out)},
+        uid=os.getuid(),
+        gid=os.getgid(),
+        groups=os.getgroups(),
+        cwd=str(tmp_path),
+        umask=0o027,
+    )
+    try:
+        pid = asyncio.run(server.launch(request))
+        deadline = time.monotonic() + 30
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        report = json.loads(out.read_text())
+    finally:
+        server.stop()
+    assert pid > 0
+    assert report == {"argv": ["probe", "--flag"], "cwd": str(tmp_path.resolve()), "umask": 0o027}
 
 
 @pytest.fixture
 def sf_fork_server(tmp_path: Path) -> Iterator[ForkServer]:
-    server = ForkServer(tmp_path / "fs.sock")
+    server = ForkServer(tmp_path / "fs.sock", SINGLE_USER_SERVERS)
     server.start()
     yield server
     server.stop()

@@ -11,8 +11,9 @@ import pytest
 
 from hubtools import DEMO_ALLIANCE, ROOT, SMARTFAB, free_ports
 from smartfab.errors import HubError
+from smartfab.host.settings import HubSettings, SpawnMode
+from smartfab.host.state import default_state_dir
 from smartfab.hub import launcher
-from smartfab.hub.settings import HubSettings, SpawnMode
 
 
 def _hub_up(
@@ -134,10 +135,10 @@ def test_system_mode_needs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_default_state_dir_depends_on_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert launcher.default_state_dir() == Path("/var/lib/smartfab")
+    assert default_state_dir() == Path("/var/lib/smartfab")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_DATA_HOME", "/data")
-    assert launcher.default_state_dir() == Path("/data/smartfab")
+    assert default_state_dir() == Path("/data/smartfab")
 
 
 def test_status_without_a_hub(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ from traitlets.config.loader import PyFileConfigLoader
 from hubtools import DEMO_ALLIANCE, ROOT
 from smartfab.alliance import Alliance, load_alliance
 from smartfab.errors import HubError
+from smartfab.host.settings import SETTINGS_ENV, HubSettings
+from smartfab.host.state import StateDir
 from smartfab.hub.oidc import OIDCSettings, set_oidc
 from smartfab.hub.oidc_authenticator import SmartfabOIDCAuthenticator
-from smartfab.hub.settings import SETTINGS_ENV, HubSettings
-from smartfab.hub.state import StateDir
 
 OIDC_AUTHENTICATOR = "smartfab.hub.oidc_authenticator.SmartfabOIDCAuthenticator"
 

@@ -16,9 +16,10 @@ import papermill
 import pytest
 import yaml
 
+from smartfab.record import RECORD_MIMETYPE
+
 PROGRAMS = Path(__file__).resolve().parents[1] / "notebooks" / "programs"
 SPECS = sorted(PROGRAMS.glob("*.yaml"))
-RECORD_MIMETYPE = "application/vnd.smartfab.record.v1+json"
 SPEC_KEYS = {
     "name", "program", "kernel", "parameters", "grid", "zip", "metrics", "acceptance",
     "tolerance", "timeout", "retries", "executor",

@@ -23,9 +23,10 @@ from smartfab.alliance.render import (
     set_roles,
     set_team_ids,
 )
+from smartfab.host.settings import SETTINGS_ENV, HubSettings, SpawnMode
+from smartfab.host.state import StateDir
 from smartfab.hub import config as hub_config
-from smartfab.hub.settings import HubSettings, SpawnMode
-from smartfab.hub.state import StateDir
+from smartfab.hub import services as hub_services
 
 
 @pytest.fixture(scope="module")
@@ -267,24 +268,29 @@ def test_set_spawner(sf_settings: HubSettings, tmp_path: Path) -> None:
     assert c.Spawner.default_url == "/lab"
 
 
-def test_services(sf_settings: HubSettings) -> None:
-    """The idle culler gets the configured timeout and only the scopes it needs."""
-    services = {s["name"]: s for s in hub_config.service_definitions(sf_settings, "st0k")}
-    culler = services[hub_config.IDLE_CULLER]
+def test_services(sf_settings: HubSettings, sf_alliance: Alliance) -> None:
+    """The idle culler gets the configured timeout and only the scopes it needs; the dashboards
+    service is pointed at the settings file (never handed settings as options)."""
+    services = {s["name"]: s for s in hub_services.service_definitions(sf_settings, "st0k")}
+    culler = services[hub_services.IDLE_CULLER]
     assert culler["command"][0] == sys.executable
     assert "--timeout=900" in culler["command"]
-    assert services[hub_config.STATUS_SERVICE]["api_token"] == "st0k"
-    roles = {r["name"]: r for r in hub_config.service_roles()}
-    culler_role = roles[hub_config.IDLE_CULLER]
+    assert services[hub_services.STATUS_SERVICE]["api_token"] == "st0k"
+    roles = {r["name"]: r for r in hub_services.service_roles(sf_alliance)}
+    culler_role = roles[hub_services.IDLE_CULLER]
     assert sorted(culler_role["scopes"]) == sorted(
         ["list:users", "read:users:activity", "read:servers", "delete:servers"]
     )
-    assert culler_role["services"] == [hub_config.IDLE_CULLER]
-    status_role = roles[hub_config.STATUS_SERVICE]
-    assert status_role["services"] == [hub_config.STATUS_SERVICE]
+    assert culler_role["services"] == [hub_services.IDLE_CULLER]
+    status_role = roles[hub_services.STATUS_SERVICE]
+    assert status_role["services"] == [hub_services.STATUS_SERVICE]
     assert not any(s.startswith(("admin", "delete", "servers")) for s in status_role["scopes"])
-    dashboards = services["dashboards"]["command"]
-    assert dashboards[dashboards.index("--pool-size") + 1] == "3"
+    assert "access:services!service=dashboards" in roles["dashboards-viewer"]["scopes"]
+    dashboards = services["dashboards"]
+    assert dashboards["command"] == [sys.executable, "-m", "smartfab.dashboards.service"]
+    settings_file = sf_settings.state_dir / "hub-settings.json"
+    assert dashboards["environment"][SETTINGS_ENV] == str(settings_file)
+    assert hub_services.no_confirm_clients() == ["service-dashboards"]
 
 
 def test_apply_hub_config(sf_settings: HubSettings, sf_alliance: Alliance) -> None:
@@ -294,12 +300,12 @@ def test_apply_hub_config(sf_settings: HubSettings, sf_alliance: Alliance) -> No
     c = Config()
     hub_config.apply_hub_config(c, sf_settings, sf_alliance)
     assert c.ConfigurableHTTPProxy.auth_token == state.proxy_token.read_text().strip()
-    status = [s for s in c.JupyterHub.services if s["name"] == hub_config.STATUS_SERVICE]
+    status = [s for s in c.JupyterHub.services if s["name"] == hub_services.STATUS_SERVICE]
     assert status[0]["api_token"] == state.status_token.read_text().strip()
     assert c.JupyterHub.default_url is hub_config.landing_url
     assert c.JupyterHub.template_vars["announcement_login"] == sf_alliance.alliance.name
     roles = _roles(c)
-    assert {hub_config.IDLE_CULLER, hub_config.STATUS_SERVICE, SERVER_ROLE} <= set(roles)
+    assert {hub_services.IDLE_CULLER, hub_services.STATUS_SERVICE, SERVER_ROLE} <= set(roles)
     assert c.JupyterHub.bind_url == "http://127.0.0.1:8123/"
     assert c.Authenticator.admin_users == {"olga"}
     assert len(c.JupyterHub.load_groups) == 10

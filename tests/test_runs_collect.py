@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import platform
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,18 +21,12 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 import smartfab
+from smartfab.canonicaljson import canonical_json
 from smartfab.datasets.catalog import Catalog
+from smartfab.record import DATASET_MIMETYPE, RECORD_MIMETYPE, encode, note_dataset_use
 from smartfab.runs.collect import collect, strip_ansi
-from smartfab.runs.models import DATASET_MIMETYPE, RECORD_MIMETYPE, DatasetUse, RunError
-from smartfab.runs.provenance import (
-    canonical_json,
-    environment,
-    host,
-    input_key,
-    run_id,
-    sha256_file,
-)
-from smartfab.runs.record import encode, note_dataset_use
+from smartfab.runs.models import DatasetUse, RunError
+from smartfab.runs.provenance import environment, host, input_key, run_id, sha256_file
 
 BEARING = "bearing-run-to-failure"
 
@@ -202,6 +199,17 @@ def test_dataset_use_is_silent_outside_a_kernel(
     monkeypatch.delenv("SMARTFAB_RUN")
     note_dataset_use("d", {}, "a" * 64, "c" * 64)
     assert capsys.readouterr() == ("", "")
+
+
+def test_smartfab_record_stays_the_function_beside_its_module() -> None:
+    """``smartfab.record`` is the function, bound over the submodule of the same name, however
+    often that module is imported again."""
+    module = importlib.import_module("smartfab.record")
+    importlib.import_module("smartfab")
+    assert smartfab.record is module.record and module.RECORD_MIMETYPE == RECORD_MIMETYPE
+    code = "import smartfab.record, smartfab; print(callable(smartfab.record))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "True", done.stderr
 
 
 # -- provenance ------------------------------------------------------------------------------------

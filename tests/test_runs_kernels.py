@@ -20,14 +20,9 @@ import psutil
 import pytest
 
 from smartfab.runs.execute import Execution, close_pool, execute_notebook, open_pool
-from smartfab.runs.forkkernel import is_import_time_variable
-from smartfab.runs.kernels import (
-    KernelPool,
-    default_pool_size,
-    environment_changes,
-    forkable,
-    shared_pool,
-)
+from smartfab.runs.kernels.pool import KernelPool, default_pool_size
+from smartfab.runs.kernels.shared import shared_pool
+from smartfab.runs.kernels.warm_rules import environment_changes, forkable, is_import_time_variable
 
 MakeNotebook = Callable[..., Path]
 
@@ -396,7 +391,7 @@ def test_close_pool_stops_the_fork_server_and_every_kernel(
 
 _OWNER = """\
 import json, sys
-from smartfab.runs.kernels import KernelPool
+from smartfab.runs.kernels.pool import KernelPool
 pool = KernelPool(size=2)
 pool.start()
 pool.wait_until_ready(timeout=60)
@@ -492,7 +487,7 @@ def test_preload_imports_nothing_that_reads_the_environment_at_import() -> None:
     """The stack (with dask) is preloaded; distributed, fsspec and the inline backend are left
     to each kernel."""
     code = (
-        "import json, sys; from smartfab.runs.forkkernel import preload; names = preload(); "
+        "import json, sys; from smartfab.runs.kernels.preload import preload; names = preload(); "
         "print(json.dumps([names, sorted({m.split('.')[0] for m in sys.modules})]))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

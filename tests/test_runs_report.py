@@ -18,8 +18,6 @@ from typing import Any
 import pytest
 
 from smartfab.errors import RunsError
-from smartfab.runs import report as report_module
-from smartfab.runs.compare import compare_batches
 from smartfab.runs.models import (
     BatchRecord,
     DatasetUse,
@@ -29,8 +27,10 @@ from smartfab.runs.models import (
     RunRecord,
     RunStatus,
 )
-from smartfab.runs.report import ReportFiles, write_report
-from smartfab.runs.report_plots import parse_between, parse_threshold
+from smartfab.runs.report import files as report_module
+from smartfab.runs.report.compare import compare_batches
+from smartfab.runs.report.files import ReportFiles, write_report
+from smartfab.runs.report.plots import parse_between, parse_threshold
 
 #: a real 1x1 PNG
 PNG = (

@@ -1,9 +1,10 @@
-"""Private files, secrets, the state directory, hub settings and password accounts."""
+"""Atomic and private files, secrets, the state directory, hub settings and password accounts."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,17 +15,17 @@ import bcrypt
 import pytest
 
 from hubtools import DEMO_ALLIANCE
+from smartfab.atomicfile import atomic_file, atomic_path
 from smartfab.errors import HubError
-from smartfab.hub.authenticator import SmartfabAuthenticator
-from smartfab.hub.settings import (
+from smartfab.host.settings import (
     SETTINGS_ENV,
-    SETTINGS_FILE,
     HubSettings,
     SpawnMode,
     hub_settings,
     load_settings,
 )
-from smartfab.hub.state import StateDir, ensure_secret, write_private_file
+from smartfab.host.state import SETTINGS_FILE, StateDir, ensure_secret, write_private_file
+from smartfab.hub.authenticator import SmartfabAuthenticator
 
 
 def _mode(path: Path) -> int:
@@ -63,6 +64,38 @@ def test_write_private_file_failure_leaves_nothing(tmp_path: Path) -> None:
         write_private_file(path, "bad \udcff surrogate")
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["secret.txt"]
+
+
+def test_private_file_is_private_from_creation(tmp_path: Path) -> None:
+    """The temporary file of a private write is 0600 before a byte is written into it."""
+    path = tmp_path / "secret.txt"
+    with atomic_file(path, mode=0o600) as handle:
+        assert stat.S_IMODE(os.fstat(handle.fileno()).st_mode) == 0o600
+        assert not path.exists()
+        handle.write(b"x")
+    assert path.read_bytes() == b"x"
+
+
+def test_atomic_path_for_a_writer_that_wants_a_path(tmp_path: Path) -> None:
+    """A writer gets a hidden path beside the target; the target appears only at the end."""
+    target = tmp_path / "data.nc"
+    with atomic_path(target, mode=0o644) as temp:
+        assert temp.parent == tmp_path and temp.name.startswith(".data.nc.")
+        temp.write_bytes(b"new")
+        assert not target.exists()
+    assert target.read_bytes() == b"new"
+    assert _mode(target) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["data.nc"]
+
+
+def test_atomic_path_failure_keeps_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "data.nc"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_path(target) as temp:
+        temp.write_bytes(b"half")
+        raise RuntimeError("writer failed")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["data.nc"]
 
 
 # ------------------------------------------------------------------------------ ensure_secret

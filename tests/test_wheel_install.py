@@ -134,7 +134,7 @@ def test_hub_serves_the_installed_apps(tmp_path: Path) -> None:
     from smartfab.alliance import load_alliance
     from smartfab.dashboards.hubservice import dashboards_service, ensure_dashboard_accounts
     from smartfab.dashboards.registry import curated_registry
-    from smartfab.hub.settings import HubSettings, SpawnMode
+    from smartfab.host.settings import HubSettings, SpawnMode
 
     settings = HubSettings(
         alliance_file=write_alliance(tmp_path / "elsewhere"),
@@ -142,8 +142,8 @@ def test_hub_serves_the_installed_apps(tmp_path: Path) -> None:
         home_root=tmp_path / "home",
         spawn_mode=SpawnMode.single,
     )
-    command = dashboards_service(settings)["command"]
-    assert command[command.index("--registry") + 1] == str(curated_registry())
+    environment = dashboards_service(settings)["environment"]
+    assert environment[LIBRARY_ENV] == str(library_dir())
     assert curated_registry() == library_dir() / "apps" / "dashboards.yaml"
     alliance = load_alliance(settings.alliance_file)
     assert ensure_dashboard_accounts(settings, alliance) == ["anvil-works", "circuit-co"]

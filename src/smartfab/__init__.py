@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+# the function, bound over the submodule of the same name (``smartfab.record(name, value)``);
+# the module's other names are imported with ``from smartfab.record import ...`` (``import
+# smartfab.record as m`` would give the function)
+from smartfab.record import record
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "record"]
-
-
-def record(name: str, value: Any) -> None:
-    """Record a result of a program test run (see :func:`smartfab.runs.record.record`)."""
-    from smartfab.runs.record import record as _record
-
-    _record(name, value)

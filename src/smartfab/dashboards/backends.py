@@ -25,9 +25,9 @@ from smartfab.dashboards.access import DashboardAccess
 from smartfab.dashboards.registry import Dashboard, DashboardCatalog
 from smartfab.dashboards.voila import RunAs, VoilaProcess
 from smartfab.errors import DashboardError
-from smartfab.hub.layout import Layout
-from smartfab.hub.provision import dashboard_user, ensure_dashboard_account
-from smartfab.hub.settings import SpawnMode
+from smartfab.host.layout import Layout
+from smartfab.host.provision import ensure_dashboard_account
+from smartfab.host.settings import SpawnMode
 
 log = logging.getLogger("smartfab.dashboards")
 
@@ -98,14 +98,15 @@ class TeamVoilas:
     base_url:
         The service's prefix, written by Voila into its pages.
     pool_size:
-        Executed kernels each Voila keeps ready per app.
+        Executed kernels each Voila keeps ready per app (the deployment's
+        ``dashboard_pool_size``).
     """
 
     catalog: DashboardCatalog
     access: DashboardAccess
     layout: Layout
     base_url: str
-    pool_size: int = 2
+    pool_size: int
     voilas: dict[str, VoilaProcess] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -130,7 +131,7 @@ class TeamVoilas:
         home = ensure_dashboard_account(self.layout, team)
         if self.layout.mode is SpawnMode.single:
             return RunAs.current(home)
-        account = pwd.getpwnam(self.layout.system_user(dashboard_user(team)))
+        account = pwd.getpwnam(self.layout.system_user(self.layout.dashboard_user(team)))
         return RunAs(
             uid=account.pw_uid,
             gid=account.pw_gid,
@@ -163,7 +164,7 @@ class TeamVoilas:
         self.sync_team(team, identity)
         grants = {t.id: t.grants.datasets for t in self.access.alliance.teams}
         account = (
-            self.layout.system_user(dashboard_user(team))
+            self.layout.system_user(self.layout.dashboard_user(team))
             if self.layout.mode is SpawnMode.system
             else pwd.getpwuid(os.getuid()).pw_name
         )

@@ -10,10 +10,10 @@ import typer
 
 from smartfab.dashboards.registry import DashboardCatalog
 from smartfab.errors import DashboardError
+from smartfab.host.settings import DEFAULT_ALLIANCE_FILE
 
 app = typer.Typer(help="Voila apps published through the hub.", no_args_is_help=True)
 
-DEFAULT_ALLIANCE = Path("hub/alliance.yaml")
 Config = Annotated[Path, typer.Option("--config", help="The alliance file.")]
 StateDirOption = Annotated[
     Path | None,
@@ -22,14 +22,14 @@ StateDirOption = Annotated[
 
 
 def _catalog(state_dir: Path | None) -> DashboardCatalog:
-    from smartfab.hub.launcher import default_state_dir
+    from smartfab.host.state import default_state_dir
 
     return DashboardCatalog.for_hub((state_dir or default_state_dir()).resolve())
 
 
 @app.command("list")
 def list_command(
-    config: Config = DEFAULT_ALLIANCE,
+    config: Config = DEFAULT_ALLIANCE_FILE,
     state_dir: StateDirOption = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
@@ -65,7 +65,7 @@ def publish_command(
     ] = None,
     title: Annotated[str | None, typer.Option(help="Title in the gallery.")] = None,
     description: Annotated[str, typer.Option(help="One line for the gallery.")] = "",
-    config: Config = DEFAULT_ALLIANCE,
+    config: Config = DEFAULT_ALLIANCE_FILE,
     state_dir: StateDirOption = None,
 ) -> None:
     """Publish a notebook for teams; the running hub's gallery shows it without a restart.

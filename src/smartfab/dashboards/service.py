@@ -16,19 +16,22 @@ Routes under the service prefix (``/services/dashboards/``):
 Everything else (Voila's tree, contents, files, the kernels REST API, ...) is refused with 404:
 it is never forwarded. Every route needs the hub identity with
 ``access:services!service=dashboards``.
+
+The hub starts the service (see :mod:`smartfab.dashboards.hubservice`) with JupyterHub's service
+environment and ``$SMARTFAB_HUB_SETTINGS``, the deployment's settings file, which the service
+reads like the hub does: alliance file, state directory, spawn mode, accounts, pool size.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import os
 import re
 import signal
+import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -44,9 +47,8 @@ from smartfab.dashboards.registry import DashboardCatalog
 from smartfab.dashboards.relay import KERNEL_PROTOCOL_V1, client_message_allowed
 from smartfab.dashboards.voila import VoilaProcess
 from smartfab.errors import DashboardError
-from smartfab.hub.layout import Layout
-from smartfab.hub.settings import SpawnMode
-from smartfab.hub.state import StateDir
+from smartfab.host.layout import Layout
+from smartfab.host.settings import HubSettings, load_settings
 
 log = logging.getLogger("smartfab.dashboards")
 
@@ -320,48 +322,52 @@ def make_app(state: ServiceState) -> web.Application:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Started by the hub with its service environment (``JUPYTERHUB_SERVICE_URL`` ...)."""
+def service_state(settings: HubSettings, prefix: str, hub_prefix: str) -> ServiceState:
+    """The service of the deployment with ``settings`` below ``prefix``, before any Voila starts.
+
+    Curated apps are those of the alliance library (:func:`smartfab.resources.library_dir`),
+    published ones those in the state directory.
+    """
     from smartfab.alliance import load_alliance
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--alliance", type=Path, required=True)
-    parser.add_argument("--state-dir", type=Path, required=True)
-    parser.add_argument("--registry", type=Path, default=None)
-    parser.add_argument(
-        "--pool-size", type=int, default=2, help="executed kernels kept ready per app"
-    )
-    parser.add_argument("--spawn-mode", choices=[m.value for m in SpawnMode], required=True)
-    parser.add_argument("--account-prefix", required=True)
-    parser.add_argument("--home-root", type=Path, required=True)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(name)s] %(message)s")
-
-    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/dashboards/")
-    service_url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/"
-    catalog = DashboardCatalog(registry=args.registry, state_root=args.state_dir)
+    catalog = DashboardCatalog.for_hub(settings.state_dir)
     catalog.ensure()
-    access = DashboardAccess(load_alliance(args.alliance))
-    layout = Layout(
-        prefix=args.account_prefix,
-        mode=SpawnMode(args.spawn_mode),
-        home_root=args.home_root,
-        state=StateDir(args.state_dir),
+    access = DashboardAccess(load_alliance(settings.alliance_file))
+    backends = TeamVoilas(
+        catalog,
+        access,
+        Layout.from_settings(settings),
+        base_url=prefix,
+        pool_size=settings.dashboard_pool_size,
     )
-    backends = TeamVoilas(catalog, access, layout, base_url=prefix, pool_size=args.pool_size)
-    state = ServiceState(
+    return ServiceState(
         catalog=catalog,
         access=access,
         backends=backends,
         prefix=prefix,
         hub_home=hub_prefix + "home",
     )
+
+
+def main() -> None:
+    """Started by the hub with its service environment (``JUPYTERHUB_SERVICE_URL`` ...) and the
+    deployment's settings file (``$SMARTFAB_HUB_SETTINGS``)."""
+    if len(sys.argv) > 1:
+        sys.exit(
+            "usage: python -m smartfab.dashboards.service (started by the hub: it reads the "
+            "settings file named by $SMARTFAB_HUB_SETTINGS and takes no options)"
+        )
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)1.1s %(name)s] %(message)s")
+    settings = load_settings()
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/dashboards/")
+    service_url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    hub_prefix = os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/"
+    state = service_state(settings, prefix, hub_prefix)
     try:
-        backends.start_all()
+        state.backends.start_all()
         asyncio.run(_serve(state, service_url.hostname or "127.0.0.1", service_url.port or 80))
     finally:
-        backends.stop_all()
+        state.backends.stop_all()
 
 
 async def _serve(state: ServiceState, host: str, port: int) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from smartfab.dashboards.template import TEMPLATE, with_template_path
 from smartfab.errors import DashboardError
-from smartfab.hub.forkserver import become
+from smartfab.host.privileges import become
 from smartfab.prctl import PR_SET_PDEATHSIG, prctl
 
 
@@ -92,7 +92,7 @@ class VoilaProcess:
 
     serve_dir: Path
     base_url: str
-    pool_size: int = 2
+    pool_size: int
     cull_idle_seconds: int = 900
     port: int = field(default_factory=free_loopback_port)
     token: str = field(default_factory=lambda: secrets.token_hex(24))

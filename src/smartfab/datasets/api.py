@@ -9,6 +9,7 @@ import xarray as xr
 
 from smartfab.datasets.cards import DatasetCard
 from smartfab.datasets.catalog import Catalog
+from smartfab.record import RUN_ENV, note_dataset_use
 
 _default: Catalog | None = None
 
@@ -57,11 +58,9 @@ def open_dataset(dataset_id: str, **parameters: Any) -> xr.Dataset:
     smartfab.datasets.catalog.Catalog.open
     """
     ds = default_catalog().open(dataset_id, **parameters)
-    if os.environ.get("SMARTFAB_RUN"):
+    if os.environ.get(RUN_ENV):
         # inside a program test run: the run's provenance names this dataset by its content
         # fingerprint and the sha256 of its file
-        from smartfab.runs.record import note_dataset_use
-
         attrs = ds.attrs
         note_dataset_use(
             dataset_id, parameters, attrs["smartfab_sha256"], attrs["smartfab_fingerprint"]

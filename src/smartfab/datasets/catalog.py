@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Final, Literal
 
 import xarray as xr
 
+from smartfab.atomicfile import atomic_path
 from smartfab.datasets.access import SHARED_DATA_ENV, AccessPolicy
 from smartfab.datasets.cards import DatasetCard, FileEntry, Kind, load_cards
 from smartfab.datasets.checked_open import open_checked
@@ -122,15 +122,8 @@ def write_netcdf(ds: xr.Dataset, path: Path) -> None:
             )
             encoding[str(name)] = {"chunksizes": chunks}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine=NETCDF_ENGINE, encoding=encoding)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, mode=0o644) as temp:
+        ds.to_netcdf(temp, engine=NETCDF_ENGINE, encoding=encoding)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from smartfab.atomicfile import write_atomic
 from smartfab.errors import ChecksumError, DatasetError
 
 FORMAT = "smartfab-manifest/1"
@@ -162,15 +162,7 @@ def build_manifest(path: Path) -> Manifest:
 def save_manifest(manifest: Manifest, path: Path) -> Path:
     """Write the manifest of ``path`` atomically beside it."""
     target = manifest_path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(manifest.to_json())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(target, manifest.to_json().encode(), mode=0o644)
     return target
 
 

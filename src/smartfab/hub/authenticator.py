@@ -14,7 +14,7 @@ from nativeauthenticator.orm import UserInfo
 from traitlets import Set, Unicode
 
 from smartfab.alliance.models import WORKSPACE_PREFIX
-from smartfab.hub.state import write_private_file
+from smartfab.host.state import write_private_file
 
 
 def is_workspace_name(username: str) -> bool:

@@ -6,7 +6,6 @@ on a bare traitlets ``Config`` and is unit-tested that way.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,9 @@ from traitlets.config import Config
 
 from smartfab.alliance import Alliance, load_alliance
 from smartfab.alliance.render import SERVER_ROLE, render_alliance
-from smartfab.dashboards.access import SERVICE_NAME as DASHBOARDS_SERVICE
-from smartfab.dashboards.access import access_role
-from smartfab.dashboards.hubservice import dashboards_service
-from smartfab.hub.settings import HubSettings, load_settings
-from smartfab.hub.state import StateDir
-
-IDLE_CULLER = "idle-culler"
-STATUS_SERVICE = "smartfab-status"
+from smartfab.host.settings import HubSettings, load_settings
+from smartfab.host.state import StateDir
+from smartfab.hub.services import no_confirm_clients, service_definitions, service_roles
 
 
 def set_network(c: Config, settings: HubSettings) -> None:
@@ -104,41 +98,8 @@ def set_pages(c: Config, alliance: Alliance) -> None:
     }
 
 
-def service_definitions(settings: HubSettings, status_token: str) -> list[dict[str, Any]]:
-    """Managed idle culler, the dashboards service, and the API-only status service used by
-    ``smartfab hub status``."""
-    return [
-        {
-            "name": IDLE_CULLER,
-            "command": [
-                sys.executable,
-                "-m",
-                "jupyterhub_idle_culler",
-                f"--timeout={settings.idle_timeout}",
-            ],
-        },
-        {"name": STATUS_SERVICE, "api_token": status_token},
-        dashboards_service(settings),
-    ]
-
-
-def service_roles() -> list[dict[str, Any]]:
-    """Least privileges for the managed services."""
-    return [
-        {
-            "name": IDLE_CULLER,
-            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-            "services": [IDLE_CULLER],
-        },
-        {
-            "name": STATUS_SERVICE,
-            "scopes": ["list:users", "read:users", "read:servers", "list:groups", "read:groups"],
-            "services": [STATUS_SERVICE],
-        },
-    ]
-
-
 def set_services(c: Config, settings: HubSettings, status_token: str) -> None:
+    """The managed services (see :mod:`smartfab.hub.services`)."""
     c.JupyterHub.services = service_definitions(settings, status_token)
 
 
@@ -152,12 +113,7 @@ def apply_hub_config(c: Config, settings: HubSettings, alliance: Alliance) -> No
     set_spawner(c, settings)
     set_pages(c, alliance)
     set_services(c, settings, state.status_token.read_text().strip())
-    render_alliance(
-        c,
-        alliance,
-        [*service_roles(), access_role(alliance)],
-        no_confirm_services=[f"service-{DASHBOARDS_SERVICE}"],
-    )
+    render_alliance(c, alliance, service_roles(alliance), no_confirm_services=no_confirm_clients())
 
 
 def configure_hub(c: Config) -> None:

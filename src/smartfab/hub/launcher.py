@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import TextIO
 
 from smartfab.alliance import Alliance, load_alliance
-from smartfab.dashboards.hubservice import ensure_dashboard_accounts
 from smartfab.errors import HubError
-from smartfab.hub.layout import Layout
+from smartfab.host.layout import Layout
+from smartfab.host.provision import provision
+from smartfab.host.settings import SETTINGS_ENV, HubSettings, SpawnMode
+from smartfab.host.state import StateDir, write_private_file
 from smartfab.hub.processes import (
     become_subreaper,
     ensure_port_free,
@@ -26,9 +28,7 @@ from smartfab.hub.processes import (
     stop_tree,
     wait_until_ready,
 )
-from smartfab.hub.provision import provision_alliance
-from smartfab.hub.settings import SETTINGS_ENV, HubSettings, SpawnMode
-from smartfab.hub.state import StateDir, write_private_file
+from smartfab.hub.services import check_services, prepare_services
 
 PACKAGED_CONFIG = Path(__file__).with_name("default_jupyterhub_config.py")
 
@@ -37,14 +37,6 @@ SINGLE_MODE_WARNING = """\
 Every user's server runs as {account}; any user can read and change every other user's
 and every team's files. Use this only for development. Run the hub as root for
 system-account mode, where each user runs as their own system account."""
-
-
-def default_state_dir() -> Path:
-    """``/var/lib/smartfab`` for root, else the user's data directory."""
-    if os.geteuid() == 0:
-        return Path("/var/lib/smartfab")
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "smartfab"
 
 
 def hub_config_for(alliance_file: Path) -> Path:
@@ -76,9 +68,19 @@ def prepare(settings: HubSettings, alliance: Alliance) -> Layout:
     ensure_port_free("127.0.0.1", settings.proxy_api_port, "proxy API")
     layout = Layout.from_settings(settings)
     provision_alliance(layout, alliance)
-    ensure_dashboard_accounts(settings, alliance)
+    prepare_services(settings, alliance)
     settings.save()
     return layout
+
+
+def provision_alliance(layout: Layout, alliance: Alliance) -> None:
+    """The state directory, every team workspace and every person's account the alliance file
+    names (a person works in the folders of the teams they are a worker of)."""
+    members = {
+        name: [team.id for team in alliance.teams if name in team.workers]
+        for name in alliance.server_owners
+    }
+    provision(layout, [team.id for team in alliance.teams], members)
 
 
 @dataclass
@@ -97,7 +99,7 @@ class HubRun:
 
     def start(self) -> None:
         env = dict(os.environ)
-        env[SETTINGS_ENV] = str(self.settings.state_dir / "hub-settings.json")
+        env[SETTINGS_ENV] = str(self.settings.settings_file)
         cmd = [sys.executable, "-m", "jupyterhub", "-f", str(self.config_file)]
         # whatever the hub leaves behind when it dies (proxy, services) stays ours to stop
         become_subreaper()
@@ -171,11 +173,9 @@ def announce(run: HubRun, alliance: Alliance) -> None:
 
 def hub_up(settings: HubSettings, config_file: Path | None = None, out: TextIO = sys.stdout) -> int:
     """Validate, provision and run the hub until Ctrl-C or SIGTERM; return the exit status."""
-    from smartfab.dashboards.checks import check_known_grants
-
     alliance = load_alliance(settings.alliance_file)
-    # grants of dashboards: the curated apps installed with smartfab, and those published here
-    check_known_grants(settings.alliance_file, settings.state_dir)
+    # what the services need of the alliance file (granted dashboards exist, ...)
+    check_services(settings.alliance_file, settings.state_dir)
     if config_file is not None and not config_file.is_file():
         raise HubError(f"{config_file}: JupyterHub config file not found")
     prepare(settings, alliance)

@@ -18,14 +18,40 @@ from traitlets import Bool, Dict, Enum, List, Unicode, default
 
 from smartfab.alliance.models import WORKSPACE_PREFIX
 from smartfab.errors import HubError
-from smartfab.hub.forkserver import MODE_VARIABLES, ForkServer, LaunchRequest, become
-from smartfab.hub.layout import Layout
-from smartfab.hub.provision import ensure_member, ensure_workspace
-from smartfab.hub.settings import SpawnMode
-from smartfab.hub.state import StateDir
+from smartfab.host.forkserver import ForkServer, ForkUse, LaunchRequest
+from smartfab.host.layout import Layout
+from smartfab.host.privileges import become
+from smartfab.host.provision import ensure_member, ensure_workspace
+from smartfab.host.settings import SpawnMode
+from smartfab.host.state import StateDir
 
 #: files created by servers are shared with the team group and hidden from everyone else
 SERVER_UMASK = 0o007
+
+#: single-user servers as the fork server runs them: the server stack imported once
+SINGLE_USER_SERVERS = ForkUse(
+    name="single-user servers",
+    preload=(
+        "jupyterhub.singleuser",
+        "jupyter_server.serverapp",
+        "jupyterlab",
+        "jupyterlab.labapp",
+        "jupyter_lsp",
+        "jupyter_server_terminals",
+        "jupyter_collaboration",
+        "notebook_shim",
+        # real-time collaboration's document stack (jupyter_server_ydoc itself imports fileid)
+        "jupyter_ydoc",
+        "pycrdt",
+        "anyio",
+    ),
+    # jupyter_server_fileid takes its database path from the home of the account that imports
+    # it (root's, in the fork server): each server must import it as its own user
+    not_preloadable=("jupyter_server_fileid", "jupyter_server_ydoc"),
+    entry="jupyterhub.singleuser:main",
+)
+#: the singleuser entry point decides at import between two modes: only the default one is warm
+MODE_VARIABLES = ("JUPYTERHUB_SINGLEUSER_APP", "JUPYTERHUB_SINGLEUSER_EXTENSION")
 
 
 class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
@@ -149,7 +175,8 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
             cls._fork_server_lock = asyncio.Lock()
         async with cls._fork_server_lock:
             if cls._fork_server is None or not cls._fork_server.running:
-                server = ForkServer(Path(self.state_dir) / "forkserver.sock")
+                socket_path = StateDir(Path(self.state_dir)).fork_server_socket
+                server = ForkServer(socket_path, SINGLE_USER_SERVERS)
                 await asyncio.to_thread(server.start)
                 cls._fork_server = server
             return cls._fork_server

@@ -8,8 +8,8 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from smartfab.host.state import StateDir
 from smartfab.hub.processes import pid_alive
-from smartfab.hub.state import StateDir
 
 
 @dataclass

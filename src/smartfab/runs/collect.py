@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from smartfab.runs.models import DATASET_MIMETYPE, RECORD_MIMETYPE, DatasetUse, RunError
-from smartfab.runs.provenance import canonical_json
-from smartfab.runs.record import decode
+from smartfab.canonicaljson import canonical_json
+from smartfab.record import DATASET_MIMETYPE, RECORD_MIMETYPE, decode
+from smartfab.runs.models import DatasetUse, RunError
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -49,7 +49,7 @@ def collect(nb: NotebookNode) -> Collected:
 
     See Also
     --------
-    smartfab.runs.record.record, smartfab.runs.record.note_dataset_use
+    smartfab.record.record, smartfab.record.note_dataset_use
     """
     found = Collected()
     seen: set[str] = set()

@@ -1,21 +1,20 @@
-"""``smartfab runs start | status | report | compare | verify``."""
+"""``smartfab runs start | status | report | compare | verify``: options in, text or JSON out.
+
+What each command does to the store is in :mod:`smartfab.runs.batch`.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from smartfab.errors import RunsError
-
 if TYPE_CHECKING:
-    from smartfab.runs.models import BatchRecord, RunRecord
+    from smartfab.runs.models import RunRecord
     from smartfab.runs.store import RunStore
 
 app = typer.Typer(help="Program test runs: notebooks over parameter grids.", no_args_is_help=True)
@@ -35,36 +34,15 @@ def lean_imports() -> None:
         sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
-def warm_kernels(workers: int | None) -> None:
-    """Start the pool of warm kernels now, while this process imports and reads the rest."""
-    from smartfab.runs.kernels import shared_pool
-
-    threading.Thread(target=shared_pool, args=(workers,), name="smartfab-warm", daemon=True).start()
-
-
 def store_root(store: Path | None) -> Path:
     """``--store``, else ``$SMARTFAB_RUNS_DIR``, else ``./smartfab-runs``."""
     return store or Path(os.environ.get(STORE_ENV) or "smartfab-runs")
 
 
-def _open_store(store: Path | None, create: bool = False) -> RunStore:
+def _open_store(store: Path | None) -> RunStore:
     from smartfab.runs.store import RunStore
 
-    return RunStore.open(store_root(store), create=create)
-
-
-def report_dir(store: RunStore, batch_id: str) -> Path:
-    return store.root / "batches" / batch_id / "report"
-
-
-def _write_report(store: RunStore, batch: BatchRecord, out: Path | None = None) -> Any:
-    from smartfab.runs.report import write_report
-
-    runs = store.runs(batch.batch_id)
-    acceptance = dict(batch.spec.get("acceptance") or {})
-    target = out or report_dir(store, batch.batch_id)
-    target.mkdir(parents=True, exist_ok=True)
-    return write_report(batch, runs, target, acceptance=acceptance, store_root=store.root)
+    return RunStore.open(store_root(store), create=False)
 
 
 @app.command("start")
@@ -92,37 +70,18 @@ def start_command(
     Example: smartfab runs start notebooks/programs/tool_wear_regression.yaml
     """
     lean_imports()
-    if executor != "dask":
-        warm_kernels(workers)
-    from smartfab.runs.executors import make_executor
-    from smartfab.runs.runner import BatchRunner, progress_bar
-    from smartfab.runs.spec import load_spec
+    from smartfab.runs.batch import start_batch
 
-    loaded = load_spec(spec)
-    run_store = _open_store(store, create=True)  # unwritable store: error before any run
-    name = executor or loaded.spec.executor
-    address = None
-    if name == "dask":  # the spec's executor (its address is checked), or --executor dask
-        address = loaded.scheduler_address(scheduler) if executor is None else scheduler
-        address = address or loaded.spec.scheduler
-    if name != "local":
-        from smartfab.runs.kernels import close_shared_pool
-
-        close_shared_pool()  # warmed for nothing: runs execute elsewhere
-    chosen = make_executor(name, scheduler=address, workers=workers or loaded.spec.workers)
-    try:
-        total = len(loaded.runs())
-        runner = BatchRunner(
-            loaded,
-            run_store,
-            chosen,
-            force=force,
-            on_progress=None if json_output else progress_bar(total, loaded.spec.name),
-        )
-        result = runner.run()
-    finally:
-        chosen.close()
-    files = _write_report(run_store, result.batch)
+    started = start_batch(
+        spec,
+        store_root(store),
+        executor=executor,
+        scheduler=scheduler,
+        workers=workers,
+        force=force,
+        progress=not json_output,
+    )
+    result, files = started.result, started.report
     summary = {
         "batch": result.batch.batch_id,
         "runs": result.batch.runs,
@@ -219,8 +178,10 @@ def report_command(
 
     Example: smartfab runs report tool-wear-regression --out report/
     """
+    from smartfab.runs.batch import write_batch_report
+
     run_store = _open_store(store)
-    files = _write_report(run_store, run_store.batch(batch), out)
+    files = write_batch_report(run_store, run_store.batch(batch), out)
     for path in (files.html, files.csv, files.json):
         typer.echo(str(path))
 
@@ -244,16 +205,9 @@ def compare_command(
     Example: smartfab runs compare tool-wear-regression-1a2b tool-wear-regression-3c4d
     """
     lean_imports()
-    from smartfab.runs.compare import compare_batches
+    from smartfab.runs.batch import compare_stored
 
-    run_store = _open_store(store)
-    first, second = run_store.batch(a), run_store.batch(b)
-    tolerance: dict[str, float] | float = (
-        rtol if rtol is not None else dict(second.spec.get("tolerance") or {})
-    )
-    comparison = compare_batches(
-        run_store.runs(first.batch_id), run_store.runs(second.batch_id), rtol=tolerance, atol=atol
-    )
+    comparison = compare_stored(_open_store(store), a, b, rtol=rtol, atol=atol)
     typer.echo(comparison.to_json() if json_output else comparison.render_text())
     if comparison.changed or comparison.only_a or comparison.only_b:
         raise typer.Exit(1)
@@ -275,17 +229,12 @@ def verify_command(
     Example: smartfab runs verify tool-wear-regression --sample 5
     """
     lean_imports()
-    warm_kernels(None)
-    from smartfab.runs.verify import verify_runs
+    from smartfab.runs.kernels.shared import warm_shared_pool
 
-    run_store = _open_store(store)
-    record = run_store.batch(batch)
-    runs = [r for r in run_store.runs(record.batch_id) if r.error is None]
-    if not runs:
-        raise RunsError(f"batch {record.batch_id} has no finished run without error to verify")
-    chosen = sorted(random.Random(seed).sample(runs, min(sample, len(runs))), key=lambda r: r.index)
-    tolerance = dict(record.spec.get("tolerance") or {})
-    results = verify_runs(chosen, tolerance, timeout_s=float(record.spec.get("timeout") or 600))
+    warm_shared_pool(None)  # while this process imports and reads the store
+    from smartfab.runs.batch import verify_batch
+
+    results = verify_batch(_open_store(store), batch, sample=sample, seed=seed)
     if json_output:
         typer.echo(json.dumps([r.as_dict() for r in results], indent=2))
     else:

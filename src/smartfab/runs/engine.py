@@ -1,7 +1,8 @@
 """smartfab's papermill engine (registered as ``smartfab`` under ``papermill.engine``).
 
 Executes like papermill's nbclient engine, but in a fresh kernel taken from the process-wide
-:class:`~smartfab.runs.kernels.KernelPool` (warm, forked ahead of need) and killed afterwards::
+:class:`~smartfab.runs.kernels.pool.KernelPool` (warm, forked ahead of need) and killed
+afterwards::
 
     papermill in.ipynb out.ipynb -p x 1 --engine smartfab
 
@@ -16,7 +17,8 @@ from typing import Any
 
 from nbclient.exceptions import CellExecutionError, DeadKernelError
 
-from smartfab.runs.kernels import KernelPool, PooledKernel, shared_pool
+from smartfab.runs.kernels.pool import KernelPool, PooledKernel
+from smartfab.runs.kernels.shared import shared_pool
 
 # papermill registers the engines of every installed package while it is itself being imported,
 # this one included. When importing this module is what imports papermill, papermill looks the

@@ -2,8 +2,8 @@
 
 The notebook is parameterized exactly as papermill does it (``injected-parameters`` cell,
 ``metadata.papermill``), executed with papermill's notebook client in a kernel of the
-process-wide :class:`~smartfab.runs.kernels.KernelPool`, and returned in every case, executed
-or partial, with what went wrong.
+process-wide :class:`~smartfab.runs.kernels.pool.KernelPool`, and returned in every case,
+executed or partial, with what went wrong.
 
 >>> run = execute_notebook(Path("program.ipynb"), {"feed": 0.2}, cwd=Path("."), timeout_s=600)
 ... # doctest: +SKIP
@@ -32,14 +32,10 @@ from papermill.execute import (
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
+from smartfab.errors import KernelStartError
 from smartfab.runs.engine import execute_in_kernel
-from smartfab.runs.kernels import (
-    DEFAULT_KERNEL,
-    KernelPool,
-    KernelStartError,
-    close_shared_pool,
-    shared_pool,
-)
+from smartfab.runs.kernels.pool import DEFAULT_KERNEL, KernelPool
+from smartfab.runs.kernels.shared import close_shared_pool, shared_pool
 
 __all__ = ["Execution", "close_pool", "execute_notebook", "open_pool"]
 
@@ -151,7 +147,7 @@ def execute_notebook(
 
     See Also
     --------
-    smartfab.runs.kernels.KernelPool
+    smartfab.runs.kernels.pool.KernelPool
     """
     started = datetime.now(UTC)
     nb = load_notebook_node(str(notebook))

@@ -1,8 +1,9 @@
 """Where runs execute: ``local`` (threads of this process, warm kernels) or ``dask``.
 
-Executors are registered under the ``smartfab.executors`` entry-point group; each maps a
-:class:`~smartfab.runs.models.RunTask` to a ``concurrent.futures.Future`` of its
-:class:`~smartfab.runs.models.RunOutcome`. The task function is
+Each executor maps a :class:`~smartfab.runs.models.RunTask` to a ``concurrent.futures.Future``
+of its :class:`~smartfab.runs.models.RunOutcome`. ``local`` and ``dask`` are built in;
+:func:`make_executor` looks any other name up in the ``smartfab.executors`` entry-point group,
+where other packages may register theirs (smartfab registers none there). The task function is
 :func:`smartfab.runs.task.execute_task`, the same in every executor, so a Dask worker runs a run
 exactly as the local executor does (with its own pool of warm kernels).
 """

@@ -15,11 +15,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: mimetype of the display data that ``smartfab.record`` emits inside an output notebook
-RECORD_MIMETYPE = "application/vnd.smartfab.record.v1+json"
-#: mimetype of the display data that opening a dataset inside a run emits (see ``DatasetUse``)
-DATASET_MIMETYPE = "application/vnd.smartfab.dataset.v1+json"
-
 
 class RunStatus(StrEnum):
     """How a run ended."""
@@ -34,7 +29,10 @@ class Frozen(BaseModel):
 
 
 class DatasetUse(Frozen):
-    """A dataset a run opened: its content fingerprint's digest and the sha256 of the file."""
+    """A dataset a run opened: its content fingerprint's digest and the sha256 of the file.
+
+    The kernel reports it as display data (:data:`smartfab.record.DATASET_MIMETYPE`).
+    """
 
     id: str
     parameters: dict[str, Any] = Field(default_factory=dict)

@@ -4,15 +4,14 @@ A run is content-addressed in two steps. :func:`input_key` hashes what is known 
 execution (the notebook's bytes, the parameters, the kernel and the environment); :func:`run_id`
 adds the datasets the run opened, named by their content fingerprints (what the data is, the
 same on every machine; the sha256 of the files read is recorded beside), known once it has run.
-Every hash is a sha256 over :func:`canonical_json`, so the same inputs give the same key on every
-machine and in every process.
+Every hash is a sha256 over :func:`~smartfab.canonicaljson.canonical_json`, so the same inputs
+give the same key on every machine and in every process.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import platform
 import re
 import socket
@@ -21,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from smartfab.canonicaljson import canonical_json
 from smartfab.datasets.checksums import sha256_of
 from smartfab.runs.models import DatasetUse, Environment
 
@@ -57,34 +57,6 @@ def environment() -> Environment:
 def _normalize(name: str) -> str:
     """A distribution name as PEP 503 compares them: ``Jupyter_Client`` -> ``jupyter-client``."""
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` with numpy scalars and arrays turned into Python numbers and lists.
-
-    Containers are walked; anything else JSON cannot hold raises TypeError.
-    """
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if obj is None or isinstance(obj, bool | int | float | str):
-        return obj
-    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):
-        return jsonable(obj.tolist())  # a numpy scalar (a number) or array (nested lists)
-    raise TypeError(f"cannot hash a {type(obj).__module__}.{type(obj).__qualname__}: {obj!r}")
-
-
-def canonical_json(obj: Any) -> str:
-    """The one JSON text of ``obj`` that hashes agree on: sorted keys, no spaces, numpy scalars
-    as Python numbers.
-
-    Examples
-    --------
-    >>> canonical_json({"b": 1, "a": [1.5, "x"]})
-    '{"a":[1.5,"x"],"b":1}'
-    """
-    return json.dumps(jsonable(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def _sha256_text(text: str) -> str:

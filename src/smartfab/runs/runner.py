@@ -38,7 +38,7 @@ from smartfab.runs.store import RunStore
 
 @dataclass
 class BatchResult:
-    """What a call of :func:`run_batch` did."""
+    """What a call of :meth:`BatchRunner.run` did."""
 
     batch: BatchRecord
     executed: int = 0

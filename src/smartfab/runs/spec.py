@@ -33,8 +33,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from smartfab.errors import ConfigFileError, Problem, RunSpecError
+from smartfab.record import NAME as METRIC_NAME
 from smartfab.runs.notebook_params import NotebookParameter, accepts, parameters_from_bytes
-from smartfab.runs.record import NAME as METRIC_NAME
 from smartfab.runs.rules import ACCEPTED_FORMS, Rule, parse_rule
 from smartfab.yamlfile import (
     YamlDocument,

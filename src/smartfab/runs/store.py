@@ -38,9 +38,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from smartfab.atomicfile import fsync_folder, write_atomic
+from smartfab.canonicaljson import jsonable
 from smartfab.errors import RunStoreError
 from smartfab.runs.models import BatchRecord, RunRecord, RunStatus
-from smartfab.runs.provenance import jsonable
 
 log = logging.getLogger(__name__)
 

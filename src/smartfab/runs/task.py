@@ -11,13 +11,11 @@ from typing import Any
 
 import nbformat
 
+from smartfab.record import RUN_ENV
 from smartfab.runs.collect import collect
 from smartfab.runs.execute import execute_notebook
 from smartfab.runs.models import RunError, RunOutcome, RunTask
 from smartfab.runs.provenance import host
-
-#: set in every run's kernel: datasets opened there are recorded in the output notebook
-RUN_ENV = "SMARTFAB_RUN"
 
 
 def execute_task(task: RunTask) -> RunOutcome:

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartfab.canonicaljson import canonical_json
 from smartfab.runs.models import RunRecord, RunTask
-from smartfab.runs.provenance import canonical_json, sha256_file
+from smartfab.runs.provenance import sha256_file
 
 
 @dataclass
@@ -38,8 +39,8 @@ def verify_runs(
 ) -> list[Verification]:
     """Execute each run's notebook again with the same parameters (local executor, warm
     kernels) and compare the metrics with the stored ones within ``tolerance``."""
-    from smartfab.runs.compare import compare_batches
     from smartfab.runs.executors import LocalExecutor
+    from smartfab.runs.report.compare import compare_batches
 
     results: dict[str, Verification] = {}
     tasks: list[RunTask] = []

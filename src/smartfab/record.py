@@ -7,6 +7,10 @@ collects them from it. Outside a run, the text/plain part shows ``name = value``
 Accepted values: numbers (Python or numpy scalars), booleans, strings, ``None``, small arrays
 (numpy arrays, lists or tuples of numbers, xarray DataArrays: at most ``MAX_ARRAY`` elements),
 and plots (a matplotlib Figure, stored as PNG).
+
+Core: programs import this in their kernels, and :func:`smartfab.datasets.open` calls
+:func:`note_dataset_use`, so it imports nothing of smartfab but the core; the runs read what it
+writes (:mod:`smartfab.runs.collect`).
 """
 
 from __future__ import annotations
@@ -19,13 +23,20 @@ import re
 import sys
 from typing import Any
 
-from smartfab.runs.models import DATASET_MIMETYPE, RECORD_MIMETYPE
+from smartfab.canonicaljson import jsonable
+
+#: mimetype of the display data that ``smartfab.record`` emits inside an output notebook
+RECORD_MIMETYPE = "application/vnd.smartfab.record.v1+json"
+#: mimetype of the display data that opening a dataset inside a run emits (see
+#: :func:`note_dataset_use`; collected as :class:`smartfab.runs.models.DatasetUse`)
+DATASET_MIMETYPE = "application/vnd.smartfab.dataset.v1+json"
+#: set (non-empty: the run's input key) in the kernel of every program test run by
+#: :mod:`smartfab.runs.task`; datasets opened there are recorded in the output notebook
+RUN_ENV = "SMARTFAB_RUN"
 
 #: largest array (elements) a record may hold: records are results, not datasets
 MAX_ARRAY = 10_000
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
-#: set (non-empty) by the runner in the kernels of program test runs
-RUN_ENV = "SMARTFAB_RUN"
 
 
 def encode(name: str, value: Any) -> dict[str, Any]:
@@ -133,8 +144,6 @@ def note_dataset_use(
     if not InteractiveShell.initialized():
         return  # IPython imported, but no shell to display into (a plain script)
     from IPython.display import display
-
-    from smartfab.runs.provenance import jsonable
 
     payload = {
         "id": dataset_id,

@@ -13,16 +13,16 @@ from html import escape
 from typing import Any
 
 from smartfab.runs.models import BatchRecord, RuleResult, RunRecord
-from smartfab.runs.report_data import (
+from smartfab.runs.report.data import (
     BatchSummary,
     ReportLayout,
     parameters_text,
     rules_by_metric,
     run_label,
 )
-from smartfab.runs.report_plots import MAX_PLOTS, RULE_COLOUR, STATUS_COLOURS, Plot
-from smartfab.runs.report_style import CSS
-from smartfab.runs.report_values import (
+from smartfab.runs.report.plots import MAX_PLOTS, RULE_COLOUR, STATUS_COLOURS, Plot
+from smartfab.runs.report.style import CSS
+from smartfab.runs.report.values import (
     finite_number,
     format_array,
     format_duration,

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from smartfab.runs.models import RuleResult, RunRecord, RunStatus
-from smartfab.runs.report_values import (
+from smartfab.runs.report.values import (
     canonical,
     finite_number,
     is_number,

@@ -1,8 +1,8 @@
 """jupyter_client's view of a kernel process whose parent is the kernel fork server.
 
 :class:`ServerChildProvisioner` stands where jupyter_client's local provisioner would hold a
-``Popen``: it polls, waits for and signals a :class:`~smartfab.runs.kernel_fork_server.ServerChild`
-through the :class:`~smartfab.runs.kernel_fork_server.KernelForkServer` that started it.
+``Popen``: it polls, waits for and signals a :class:`~smartfab.runs.kernels.fork_server.ServerChild`
+through the :class:`~smartfab.runs.kernels.fork_server.KernelForkServer` that started it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
-from smartfab.runs.kernel_fork_server import KernelForkServer, ServerChild
+from smartfab.runs.kernels.fork_server import KernelForkServer, ServerChild
 
 
 class ServerChildProvisioner(LocalProvisioner):

@@ -1,32 +1,39 @@
-"""The hub's state directory: database, secrets, initial passwords, team folders, pid file."""
+"""The state directory of a deployment: settings, database, secrets, initial passwords, team
+folders, pid and run files."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from smartfab.atomicfile import write_atomic
 from smartfab.errors import HubError
+
+#: the settings file of the deployment (see :mod:`smartfab.host.settings`)
+SETTINGS_FILE = "hub-settings.json"
+
+
+def default_state_dir() -> Path:
+    """``/var/lib/smartfab`` for root, else the user's data directory."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/smartfab")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "smartfab"
 
 
 def write_private_file(path: Path, text: str, mode: int = 0o600) -> None:
-    """Atomically replace ``path`` with ``text``; the file never exists with wider permissions."""
+    """Atomically replace ``path`` with ``text`` (UTF-8), creating its folder if needed.
+
+    The file has exactly ``mode`` and never exists with wider permissions, not even while it is
+    written (see :mod:`smartfab.atomicfile`).
+    """
+    data = text.encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, mode=mode)
 
 
 def ensure_secret(path: Path, nbytes: int = 32) -> str:
@@ -55,6 +62,16 @@ class StateDir:
     """
 
     root: Path
+
+    @property
+    def settings_file(self) -> Path:
+        """The deployment's settings, written by ``smartfab hub up`` (mode 0600)."""
+        return self.root / SETTINGS_FILE
+
+    @property
+    def fork_server_socket(self) -> Path:
+        """The socket of the fork server of single-user servers (mode 0600)."""
+        return self.root / "forkserver.sock"
 
     @property
     def teams(self) -> Path:

@@ -59,7 +59,7 @@ STACK_MODULES = (
     "smartfab",
     "smartfab.datasets",
     "smartfab.datasets.api",
-    "smartfab.runs.record",
+    "smartfab.record",
 )
 #: never preloaded: distributed and fsspec start services or read configuration files of
 #: their own at import; the inline backend registers itself with the IPython shell that exists

@@ -18,7 +18,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from smartfab.runs.kernel_preload import INLINE_BACKEND
+from smartfab.runs.kernels.preload import INLINE_BACKEND
 
 #: variables the interpreter, the kernel or the preloaded stack read once, at start or import
 IMPORT_TIME_VARIABLES = frozenset(

@@ -1,7 +1,7 @@
 """The owner's handle on a kernel fork server: :class:`KernelForkServer`.
 
-The handle starts the fork server (:mod:`smartfab.runs.kernel_fork_process`), waits until it
-has preloaded, and asks it over the control socket (:mod:`smartfab.runs.kernel_fork_protocol`)
+The handle starts the fork server (:mod:`smartfab.runs.kernels.fork_process`), waits until it
+has preloaded, and asks it over the control socket (:mod:`smartfab.runs.kernels.fork_protocol`)
 for warm kernels, for programs started from a kernelspec, and for signals to its children;
 each child is a :class:`ServerChild` whose exit the server reports. It is used from one
 asyncio event loop.
@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from smartfab.errors import KernelStartError
-from smartfab.runs.kernel_fork_protocol import (
+from smartfab.runs.kernels.fork_protocol import (
     MAX_MESSAGE,
     ExecProgram,
     ForkKernel,
@@ -91,7 +91,7 @@ class KernelForkServer:
         """Start the process and wait until it has preloaded."""
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        code = "from smartfab.runs.kernel_fork_process import main; main()"
+        code = "from smartfab.runs.kernels.fork_process import main; main()"
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", code, str(os.getpid())],

@@ -1,4 +1,5 @@
-"""Where each hub user and team lives on disk and which system names they use."""
+"""Where each hub user, team workspace and team's dashboards live on this machine, and which
+system names they use."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from smartfab.alliance.models import WORKSPACE_PREFIX
+# the naming of workspace and dashboards users is the alliance file's (it reserves them), the
+# variables a dataset catalog reads are the datasets package's: one definition each
+from smartfab.alliance.models import DASHBOARD_USER_PREFIX, WORKSPACE_PREFIX
 from smartfab.datasets.access import GRANTS_ENV, SHARED_DATA_ENV, TEAMS_ENV
-from smartfab.hub.settings import HubSettings, SpawnMode
-from smartfab.hub.state import StateDir
+from smartfab.host.settings import HubSettings, SpawnMode
+from smartfab.host.state import StateDir
 
 #: folder in every home that holds one link per team the user belongs to
 TEAM_LINKS_DIR = "teams"
@@ -24,7 +27,8 @@ class Layout:
 
     Hub user ``ana`` runs as system account ``<prefix>ana``; the workspace of team ``acme`` is the
     hub user ``team-acme`` running as ``<prefix>team-acme``, whose primary group
-    ``<prefix>team-acme`` is the team group.
+    ``<prefix>team-acme`` is the team group; the Voila of the team's dashboards runs as
+    ``<prefix>dash-acme``.
     """
 
     prefix: str
@@ -52,6 +56,10 @@ class Layout:
     def workspace_user(self, team_id: str) -> str:
         """Hub user owning the team workspace server."""
         return f"{WORKSPACE_PREFIX}{team_id}"
+
+    def dashboard_user(self, team_id: str) -> str:
+        """Hub-style name whose system account (``<prefix>dash-<team>``) runs the team's Voila."""
+        return f"{DASHBOARD_USER_PREFIX}{team_id}"
 
     def home(self, hub_user: str) -> Path:
         """Home folder of ``hub_user``'s server."""

@@ -1,4 +1,10 @@
-"""Settings of one hub deployment, shared by ``smartfab hub up`` and the JupyterHub config."""
+"""The settings of one deployment: one object, one file, read by every process of the hub.
+
+``smartfab hub up`` builds :class:`HubSettings` from its options and writes them to the state
+directory (``<state>/hub-settings.json``, mode 0600, :meth:`HubSettings.save`); the JupyterHub
+process and the services it starts find that file through ``$SMARTFAB_HUB_SETTINGS`` and read
+it with :func:`load_settings`. No process is handed the settings as command-line options.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from smartfab.errors import HubError
+from smartfab.host.state import StateDir, write_private_file
 
-#: environment variable through which ``smartfab hub up`` hands its settings to the hub process
+#: environment variable naming the settings file, for the hub process and its services
 SETTINGS_ENV = "SMARTFAB_HUB_SETTINGS"
-SETTINGS_FILE = "hub-settings.json"
+#: the alliance file of the commands when none is given (relative to the working directory)
+DEFAULT_ALLIANCE_FILE = Path("hub/alliance.yaml")
 
 
 class SpawnMode(StrEnum):
@@ -36,7 +44,8 @@ class HubSettings(BaseModel):
     """Everything the hub process needs beyond the alliance file.
 
     Written by ``smartfab hub up`` to ``<state_dir>/hub-settings.json`` (mode 0600) and read by
-    :func:`smartfab.hub.config.configure_hub` inside JupyterHub.
+    :func:`smartfab.hub.config.configure_hub` inside JupyterHub and by the ``dashboards``
+    service. Each default here is the only one: the command-line options take theirs from it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -77,13 +86,15 @@ class HubSettings(BaseModel):
         """SQLite in the state directory unless a database URL (PostgreSQL) was given."""
         return self.db_url or f"sqlite:///{self.state_dir / 'jupyterhub.sqlite'}"
 
+    @property
+    def settings_file(self) -> Path:
+        """Where :meth:`save` writes the settings: ``<state_dir>/hub-settings.json``."""
+        return StateDir(self.state_dir).settings_file
+
     def save(self) -> Path:
         """Write the settings to the state directory (mode 0600) and return the path."""
-        from smartfab.hub.state import write_private_file
-
-        path = self.state_dir / SETTINGS_FILE
-        write_private_file(path, self.model_dump_json(indent=2))
-        return path
+        write_private_file(self.settings_file, self.model_dump_json(indent=2))
+        return self.settings_file
 
 
 #: command-line options whose names differ from the settings field they fill

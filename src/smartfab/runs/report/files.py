@@ -7,7 +7,7 @@ a crash never leaves a half-written report under its final name.
 
 See Also
 --------
-smartfab.runs.compare.compare_batches : what changed between two batches of the same program.
+smartfab.runs.report.compare.compare_batches : what changed between two batches of the same program.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Any
 from smartfab.atomicfile import write_atomic
 from smartfab.errors import RunsError
 from smartfab.runs.models import BatchRecord, RunRecord
-from smartfab.runs.report_data import BatchSummary, ReportLayout, layout_of, summarize
-from smartfab.runs.report_html import render_html
-from smartfab.runs.report_plots import metric_plots
-from smartfab.runs.report_values import canonical, is_image, strip_ansi
+from smartfab.runs.report.data import BatchSummary, ReportLayout, layout_of, summarize
+from smartfab.runs.report.html import render_html
+from smartfab.runs.report.plots import metric_plots
+from smartfab.runs.report.values import canonical, is_image, strip_ansi
 
 REPORT_HTML = "report.html"
 RUNS_CSV = "runs.csv"

@@ -1,6 +1,6 @@
 """The stylesheet of the batch report, inlined into its ``<style>`` element.
 
-Status colours follow :data:`smartfab.runs.report_plots.STATUS_COLOURS` (Okabe-Ito) so the table
+Status colours follow :data:`smartfab.runs.report.plots.STATUS_COLOURS` (Okabe-Ito) so the table
 and the plots read alike; text on coloured cells stays dark for contrast.
 """
 

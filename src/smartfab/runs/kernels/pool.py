@@ -2,7 +2,7 @@
 
 A :class:`KernelPool` keeps ``size`` kernels started and connected (``kernel_info`` answered,
 IOPub subscribed) before any run asks for one. They are forked from a fork server
-(:class:`~smartfab.runs.kernel_fork_server.KernelForkServer`) that has imported the kernel and
+(:class:`~smartfab.runs.kernels.fork_server.KernelForkServer`) that has imported the kernel and
 the scientific stack, so a kernel costs a fork and an ``IPKernelApp`` initialisation, not a new
 interpreter and its imports. Since a kernel starts before its run is known, the run's working
 directory and environment are applied when it is acquired, by a silent execution that leaves
@@ -10,7 +10,7 @@ no trace in the notebook, the execution count or the In/Out history.
 
 A run gets a kernel started from its kernelspec instead (still a child of the fork server, so
 it dies with it) when a warm fork would not behave like that kernelspec
-(:func:`~smartfab.runs.warm_kernel_rules.cold_start_reason`).
+(:func:`~smartfab.runs.kernels.warm_rules.cold_start_reason`).
 
 Thread safety: the pool owns an asyncio event loop in a background thread. :meth:`KernelPool.run`
 runs a coroutine there from any thread; the coroutines that use kernels
@@ -40,11 +40,11 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 
 from smartfab.errors import KernelStartError, RunsError
-from smartfab.runs.kernel_channels import reply_to, wait_connected
-from smartfab.runs.kernel_fork_protocol import describe_exit
-from smartfab.runs.kernel_fork_server import KernelForkServer, ServerChild
-from smartfab.runs.kernel_provisioner import ServerChildProvisioner
-from smartfab.runs.warm_kernel_rules import (
+from smartfab.runs.kernels.channels import reply_to, wait_connected
+from smartfab.runs.kernels.fork_protocol import describe_exit
+from smartfab.runs.kernels.fork_server import KernelForkServer, ServerChild
+from smartfab.runs.kernels.provisioner import ServerChildProvisioner
+from smartfab.runs.kernels.warm_rules import (
     as_kernel_sees_it,
     cold_start_reason,
     environment_changes,

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from smartfab.errors import RunsError
 from smartfab.runs.models import RunRecord, RunStatus
-from smartfab.runs.report_data import ReportLayout
-from smartfab.runs.report_values import canonical, finite_number
+from smartfab.runs.report.data import ReportLayout
+from smartfab.runs.report.values import canonical, finite_number
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -1,9 +1,9 @@
 """The kernel fork server's own process: preload once, then fork one fresh kernel per request.
 
-Started by :class:`~smartfab.runs.kernel_fork_server.KernelForkServer` as
+Started by :class:`~smartfab.runs.kernels.fork_server.KernelForkServer` as
 ``python -c "...; main()" OWNER_PID``, with its end of the control socket as standard input
-(the messages: :mod:`smartfab.runs.kernel_fork_protocol`). :func:`serve` preloads the kernel
-and the stack (:mod:`smartfab.runs.kernel_preload`), then forks and reaps children. Each warm
+(the messages: :mod:`smartfab.runs.kernels.fork_protocol`). :func:`serve` preloads the kernel
+and the stack (:mod:`smartfab.runs.kernels.preload`), then forks and reaps children. Each warm
 kernel is a ``fork()`` that initialises its own ``IPKernelApp`` (sockets, shell, history)
 exactly as ``ipykernel_launcher`` would, and serves one notebook; nothing is shared between
 kernels after the fork. Entropy drawn at import (numpy's global generator) is drawn anew in
@@ -34,14 +34,14 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from smartfab.prctl import PR_SET_PDEATHSIG, prctl
-from smartfab.runs.kernel_fork_protocol import (
+from smartfab.runs.kernels.fork_protocol import (
     MAX_MESSAGE,
     ExecProgram,
     ForkKernel,
     SendSignal,
     parse_request,
 )
-from smartfab.runs.kernel_preload import preload
+from smartfab.runs.kernels.preload import preload
 
 
 def _die_with_parent(signum: int) -> None:

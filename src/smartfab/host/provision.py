@@ -1,19 +1,20 @@
-"""Putting the machine in the state the alliance describes: accounts, groups, folders, links.
+"""Putting the machine in the state the alliance describes: accounts, groups, folders, links
+of each person, team workspace and team's dashboards.
 
-Every step is idempotent and safe to re-run on each hub start and each server start.
+Every step is idempotent and safe to re-run on each hub start, each server start and each start
+of a team's Voila.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from smartfab.alliance.models import DASHBOARD_USER_PREFIX, Alliance
-from smartfab.hub import accounts
-from smartfab.hub.layout import TEAM_LINKS_DIR, Layout
-from smartfab.hub.settings import SpawnMode
+from smartfab.host import accounts
+from smartfab.host.layout import TEAM_LINKS_DIR, Layout
+from smartfab.host.settings import SpawnMode
 
 #: useradd/usermod lock /etc/passwd and /etc/group; the hub runs spawns concurrently
 _ACCOUNTS_LOCK = threading.Lock()
@@ -67,11 +68,6 @@ def ensure_member(layout: Layout, hub_user: str, team_ids: Iterable[str]) -> Pat
     return home
 
 
-def dashboard_user(team_id: str) -> str:
-    """Hub-style name whose system account (``<prefix>dash-<team>``) runs the team's Voila."""
-    return f"{DASHBOARD_USER_PREFIX}{team_id}"
-
-
 def ensure_dashboard_account(layout: Layout, team_id: str) -> Path:
     """Account (system mode) and home of the Voila that renders ``team_id``'s dashboards;
     returns the home.
@@ -80,7 +76,7 @@ def ensure_dashboard_account(layout: Layout, team_id: str) -> Path:
     team group, the team's: its kernels read the team's curated datasets and nothing of any
     other team. The team group must exist (see :func:`ensure_workspace`).
     """
-    name = dashboard_user(team_id)
+    name = layout.dashboard_user(team_id)
     home = layout.home(name)
     if layout.mode is SpawnMode.single:
         home.mkdir(parents=True, exist_ok=True)
@@ -91,11 +87,13 @@ def ensure_dashboard_account(layout: Layout, team_id: str) -> Path:
     return Path(account.pw_dir)
 
 
-def provision_alliance(layout: Layout, alliance: Alliance) -> None:
-    """Create every team workspace and every person's account the alliance file names."""
+def provision(
+    layout: Layout, team_ids: Iterable[str], members: Mapping[str, Iterable[str]]
+) -> None:
+    """The state directory, every team's workspace, and every person with a server of their own
+    (``members``: hub user -> the teams whose folders they work in)."""
     layout.state.ensure()
-    for team in alliance.teams:
-        ensure_workspace(layout, team.id)
-    for name in alliance.server_owners:
-        worker_teams = [t.id for t in alliance.teams if name in t.workers]
-        ensure_member(layout, name, worker_teams)
+    for team_id in team_ids:
+        ensure_workspace(layout, team_id)
+    for name, teams in members.items():
+        ensure_member(layout, name, teams)

@@ -1,0 +1,77 @@
+"""The services the hub starts and manages beside itself: the one module that names them.
+
+* ``idle-culler``: jupyterhub-idle-culler, stopping idle servers;
+* ``smartfab-status``: an API token only, for ``smartfab hub status``;
+* ``dashboards``: the teams' Voila apps (:mod:`smartfab.dashboards`, read through
+  :mod:`smartfab.dashboards.hubservice`).
+
+For each: its JupyterHub definition, its roles, and what must hold (:func:`check_services`) or
+exist (:func:`prepare_services`) before the hub starts. This is the only module of the hub that
+imports a service package, and no service package imports the hub: a service reads the
+deployment's settings file (:mod:`smartfab.host.settings`) like the hub does.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from smartfab.alliance import Alliance
+from smartfab.dashboards import hubservice as dashboards
+from smartfab.host.settings import HubSettings
+
+IDLE_CULLER = "idle-culler"
+STATUS_SERVICE = "smartfab-status"
+
+
+def service_definitions(settings: HubSettings, status_token: str) -> list[dict[str, Any]]:
+    """JupyterHub's ``services``: the managed idle culler, the API-only status service used by
+    ``smartfab hub status``, and the dashboards service."""
+    return [
+        {
+            "name": IDLE_CULLER,
+            "command": [
+                sys.executable,
+                "-m",
+                "jupyterhub_idle_culler",
+                f"--timeout={settings.idle_timeout}",
+            ],
+        },
+        {"name": STATUS_SERVICE, "api_token": status_token},
+        dashboards.dashboards_service(settings),
+    ]
+
+
+def service_roles(alliance: Alliance) -> list[dict[str, Any]]:
+    """Least privileges for the managed services, and the role that lets the alliance's teams
+    and viewers open the dashboards."""
+    return [
+        {
+            "name": IDLE_CULLER,
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": [IDLE_CULLER],
+        },
+        {
+            "name": STATUS_SERVICE,
+            "scopes": ["list:users", "read:users", "read:servers", "list:groups", "read:groups"],
+            "services": [STATUS_SERVICE],
+        },
+        dashboards.access_role(alliance),
+    ]
+
+
+def no_confirm_clients() -> list[str]:
+    """OAuth clients of services that people use without an "authorize access" page."""
+    return [dashboards.oauth_client()]
+
+
+def check_services(alliance_file: Path, state_dir: Path | None = None) -> None:
+    """What the services need of the alliance file: every granted dashboard exists (curated,
+    or published in ``state_dir``). Raises AllianceError naming each problem."""
+    dashboards.check_known_grants(alliance_file, state_dir)
+
+
+def prepare_services(settings: HubSettings, alliance: Alliance) -> None:
+    """Before the hub starts: the system accounts the services run their children as."""
+    dashboards.ensure_dashboard_accounts(settings, alliance)
