@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from smartfab.alliance.models import (
-    DASHBOARD_USER_PREFIX,
-    VIEWERS_SUFFIX,
-    WORKSPACE_PREFIX,
-    Alliance,
-    TeamKind,
-)
+from smartfab.alliance.models import VIEWERS_SUFFIX, Alliance, TeamKind
+from smartfab.host.names import DASHBOARD_USER_PREFIX, WORKSPACE_PREFIX
 
 #: (field path, message)
 Finding = tuple[tuple[str | int, ...], str]

@@ -13,14 +13,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from smartfab.host.names import WORKSPACE_PREFIX
+
 #: names become system accounts and groups (``<prefix>team-<id>`` must fit Linux's 32 characters)
 NAME_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 PERSON_NAME_MAX = 24
 TEAM_ID_MAX = 20
-#: hub user names reserved for team workspaces start with this
-WORKSPACE_PREFIX = "team-"
-#: hub-style user names of the accounts that run each team's dashboards start with this
-DASHBOARD_USER_PREFIX = "dash-"
 #: suffix of the hub group that holds a team's viewers
 VIEWERS_SUFFIX = "-viewers"
 

@@ -14,11 +14,7 @@ from dataclasses import dataclass, field
 
 from smartfab.datasets.cards import DatasetCard
 from smartfab.errors import DatasetAccessError
-
-TEAMS_ENV = "SMARTFAB_TEAMS"
-GRANTS_ENV = "SMARTFAB_DATASET_GRANTS"
-#: read-only folders of curated builds the server may use, ``:``-separated
-SHARED_DATA_ENV = "SMARTFAB_SHARED_DATA"
+from smartfab.host.names import GRANTS_ENV, TEAMS_ENV
 
 
 def _split(value: str | None) -> frozenset[str]:

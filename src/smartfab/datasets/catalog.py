@@ -24,7 +24,7 @@ from typing import Any, Final, Literal
 import xarray as xr
 
 from smartfab.atomicfile import atomic_path
-from smartfab.datasets.access import SHARED_DATA_ENV, AccessPolicy
+from smartfab.datasets.access import AccessPolicy
 from smartfab.datasets.cards import DatasetCard, FileEntry, Kind, load_cards
 from smartfab.datasets.checked_open import open_checked
 from smartfab.datasets.checksums import VerifiedFiles, sha256_of
@@ -47,6 +47,7 @@ from smartfab.datasets.manifest import (
 )
 from smartfab.datasets.registry import Registry
 from smartfab.errors import ChecksumError, DatasetError, UnknownDatasetError
+from smartfab.host.names import SHARED_DATA_ENV
 
 #: samples per chunk along ``time`` (about 0.5 MB of float64): big enough for fast reads
 TIME_CHUNK = 65536

@@ -8,10 +8,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# the naming of workspace and dashboards users is the alliance file's (it reserves them), the
-# variables a dataset catalog reads are the datasets package's: one definition each
-from smartfab.alliance.models import DASHBOARD_USER_PREFIX, WORKSPACE_PREFIX
-from smartfab.datasets.access import GRANTS_ENV, SHARED_DATA_ENV, TEAMS_ENV
+from smartfab.host.names import (
+    DASHBOARD_USER_PREFIX,
+    GRANTS_ENV,
+    SHARED_DATA_ENV,
+    TEAMS_ENV,
+    WORKSPACE_PREFIX,
+)
 from smartfab.host.settings import HubSettings, SpawnMode
 from smartfab.host.state import StateDir
 

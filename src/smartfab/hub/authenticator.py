@@ -13,7 +13,7 @@ from nativeauthenticator.handlers import LoginHandler as NativeLoginHandler
 from nativeauthenticator.orm import UserInfo
 from traitlets import Set, Unicode
 
-from smartfab.alliance.models import WORKSPACE_PREFIX
+from smartfab.host.names import WORKSPACE_PREFIX
 from smartfab.host.state import write_private_file
 
 

@@ -16,10 +16,10 @@ from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import random_port
 from traitlets import Bool, Dict, Enum, List, Unicode, default
 
-from smartfab.alliance.models import WORKSPACE_PREFIX
 from smartfab.errors import HubError
 from smartfab.host.forkserver import ForkServer, ForkUse, LaunchRequest
 from smartfab.host.layout import Layout
+from smartfab.host.names import WORKSPACE_PREFIX
 from smartfab.host.privileges import become
 from smartfab.host.provision import ensure_member, ensure_workspace
 from smartfab.host.settings import SpawnMode
