@@ -83,6 +83,10 @@ class ProvisioningError(SmartfabError):
     exit_code = 4
 
 
+class ForkServerError(SmartfabError):
+    """A fork server could not start, or could not start a process as asked."""
+
+
 class DatasetError(SmartfabError):
     """A dataset cannot be listed, built, opened or verified as asked."""
 

@@ -8,10 +8,13 @@
 * :mod:`~smartfab.host.accounts` system accounts, groups, folders and links (idempotent
   ``ensure_*`` steps) and :mod:`~smartfab.host.provision` those of each person and team;
 * :mod:`~smartfab.host.privileges` a child process becoming an unprivileged account;
-* :mod:`~smartfab.host.forkserver` the fork server: warm processes that fork programs.
+* :mod:`~smartfab.host.names` names every layer shares (prefixes, environment variables);
+* :mod:`~smartfab.host.forkserver` the one fork server: a warm process that forks programs
+  with their imports done, for any use (:mod:`~smartfab.host.forkprotocol`: the uses and the
+  messages; :mod:`~smartfab.host.forkprocess`: the server's own process).
 
-The services (:mod:`smartfab.hub`, :mod:`smartfab.dashboards`) import this package; it imports
-none of them.
+The services (:mod:`smartfab.hub`, :mod:`smartfab.dashboards`) and :mod:`smartfab.runs` import
+this package; it imports none of them (a fork server imports a use's modules by name).
 """
 
 from __future__ import annotations

@@ -1,303 +1,321 @@
 """The fork server: a warm process that forks programs with their imports already done.
 
-Starting ``jupyterhub-singleuser`` from scratch costs about 1.5 CPU-seconds, most of it imports
-(``rfc3987_syntax`` alone builds a grammar for 0.5 s). When twenty people of a team log in
-after a meeting, a two-core hub spends tens of seconds on imports. A fork server imports a
-program's stack once; each launch is a ``fork()`` of that process which then becomes the
-requested account (:func:`smartfab.host.privileges.become`: gid, supplementary groups, uid,
-umask, working directory), replaces its environment and argv, and runs the program's entry
-point. Nothing is shared between launched processes after the fork: each has its own copy of
-the interpreter (copy-on-write).
+Starting ``jupyterhub-singleuser`` from scratch costs about 1.5 CPU-seconds, most of it
+imports; a kernel with the scientific stack costs about as much before a notebook's first cell
+runs. A fork server imports a use's stack once (:class:`~smartfab.host.forkprotocol.ForkUse`);
+each launch is a ``fork()`` of that process which then becomes the requested account, takes
+its environment, folder and argv, and runs the use's entry point. Nothing is shared between
+launched processes after the fork: each has its own copy of the interpreter (copy-on-write).
 
-Uses
-----
-A fork server is started for one use, a :class:`ForkUse`: the modules it imports before any
-fork (``preload``), the modules that must not have been imported by then because they read the
-environment or the account at import (``not_preloadable``: the fork server refuses to start
-when preloading imported one), and the entry point each launched process runs (``entry``,
-``module:function``, called without arguments once ``sys.argv`` is set; its return value, or
-the code of the ``SystemExit`` it raises, is the exit status). The hub's single-user servers are
-one use (:data:`smartfab.hub.spawner.SINGLE_USER_SERVERS`).
+The uses: the hub's single-user servers (:data:`smartfab.hub.spawner.SINGLE_USER_SERVERS`,
+whose children outlive the server) and the kernels of program runs
+(:data:`smartfab.runs.kernels.forked.RUN_KERNELS`, whose children die with it).
 
-Protocol
---------
-Start: ``python -m smartfab.host.forkserver SOCKET USE`` (``USE``: the :class:`ForkUse` as
-JSON; :meth:`ForkServer.start` does this). The fork server preloads, then listens on the Unix
-stream socket ``SOCKET``, created mode 0600: only its own account (root in system-account
-mode, else the hub's account) can connect.
-
-Per connection one request, a :class:`LaunchRequest` as one line of JSON (at most 1 MiB):
-``argv`` (at least one item), ``env`` (the whole environment), ``uid``, ``gid``, ``groups``
-(supplementary), ``cwd``, ``umask``. The reply is one line of JSON, ``{"pid": N}`` for the
-launched process or ``{"error": "..."}`` for a request that does not validate; a connection
-closed early is ignored. Each launched process gets a session of its own and ``/dev/null`` as
-standard input; the fork server reaps it when it exits.
-
-Lifetime: the fork server exits when its standard input (a pipe from its owner, the lifeline)
-closes; launched processes keep running.
+:class:`ForkServer` is the owner's handle, used from one asyncio event loop: it starts the
+server process (:mod:`smartfab.host.forkprocess`) with one end of a ``SOCK_SEQPACKET`` socket
+pair as its standard input, waits until it has preloaded, and asks it for launches, programs
+and signals (:mod:`smartfab.host.forkprotocol`); each child is a :class:`ServerChild` whose
+exit the server reports. Nothing in the file system can reach the server: only the owner
+holds the other end of the socket. Closing it (:meth:`ForkServer.stop`, or the owner
+exiting) ends the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import os
-import select
-import shlex
 import signal
 import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from setproctitle import setproctitle
+from pydantic import BaseModel
 
-from smartfab.errors import HubError
-from smartfab.host.privileges import become
-
-MAX_REQUEST_BYTES = 1 << 20
-
-
-class ForkUse(BaseModel):
-    """What one fork server is for: what it preloads and what each launch runs."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1, description="What is launched, for logs and errors.")
-    preload: tuple[str, ...] = Field(
-        default=(), description="Modules imported once, before any fork (missing ones skipped)."
-    )
-    not_preloadable: tuple[str, ...] = Field(
-        default=(),
-        description="Top-level packages that compute defaults from the environment at import: "
-        "each launched process must import them itself.",
-    )
-    entry: str = Field(
-        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-        description="``module:function`` each launched process runs, without arguments.",
-    )
+from smartfab.errors import ForkServerError
+from smartfab.host.forkprotocol import (
+    MAX_MESSAGE,
+    Exec,
+    ForkUse,
+    Launch,
+    Lifetime,
+    SendSignal,
+    describe_exit,
+)
 
 
-class LaunchRequest(BaseModel):
-    """What to run, as whom, where."""
+@dataclass(eq=False)
+class ServerChild:
+    """A process the fork server started for us; ``exited`` resolves to its exit code."""
 
-    model_config = ConfigDict(extra="forbid")
+    pid: int
+    exited: asyncio.Future[int]
 
-    argv: list[str] = Field(min_length=1)
-    env: dict[str, str]
-    uid: int = Field(ge=0)
-    gid: int = Field(ge=0)
-    groups: list[int] = Field(default_factory=list)
-    cwd: str
-    umask: int = Field(ge=0, le=0o777)
+    @property
+    def returncode(self) -> int | None:
+        return self.exited.result() if self.exited.done() else None
 
-
-# -- the fork server process ------------------------------------------------------------------
+    async def wait(self) -> int:
+        return await asyncio.shield(self.exited)
 
 
-def preload(use: ForkUse) -> None:
-    """Import the modules of ``use``; exit when that imported one it must not."""
-    for name in use.preload:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
-    leaked = sorted(name for name in sys.modules if name.split(".")[0] in use.not_preloadable)
-    if leaked:
-        sys.exit(
-            f"smartfab fork server of {use.name}: preloading imported {', '.join(leaked)}; "
-            "not safe to fork"
-        )
-
-
-def _reap(signum: int, frame: object) -> None:
-    """Collect exited processes so they never linger as zombies."""
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
-
-
-def _run_child(
-    use: ForkUse, request: LaunchRequest, listener: socket.socket, conn: socket.socket
-) -> None:
-    """In the child: never returns."""
-    code = 1
-    try:
-        listener.close()
-        conn.close()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-        become(request.uid, request.gid, request.groups, request.umask, request.cwd)
-        os.environ.clear()
-        os.environ.update(request.env)
-        sys.argv = list(request.argv)
-        # operators (ps, top) and tools see the program's own command line, not the fork server's
-        setproctitle(shlex.join(request.argv))
-        module, _, function = use.entry.partition(":")
-        result = getattr(importlib.import_module(module), function)()
-        code = result if isinstance(result, int) else 0
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 1
-    except BaseException as err:  # the child must never fall back into the server loop
-        print(f"smartfab fork server: launch failed: {err!r}", file=sys.stderr, flush=True)
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def _answer(use: ForkUse, conn: socket.socket, listener: socket.socket) -> None:
-    """Read one request, fork for it and reply; a client that went away is no concern."""
-    try:
-        data = b""
-        while not data.endswith(b"\n") and len(data) < MAX_REQUEST_BYTES:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        try:
-            request = LaunchRequest.model_validate_json(data)
-        except ValidationError as err:
-            conn.sendall(json.dumps({"error": str(err)}).encode() + b"\n")
-            return
-        pid = os.fork()
-        if pid == 0:
-            _run_child(use, request, listener, conn)
-        conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
-    except OSError:
-        pass
-
-
-def serve(socket_path: Path, use: ForkUse) -> None:
-    """Run the fork server for ``use`` until standard input closes."""
-    # first use locates argv beside the environment block: before any child clears its environment
-    setproctitle(f"smartfab fork server of {use.name} {socket_path}")
-    preload(use)
-    signal.signal(signal.SIGCHLD, _reap)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    socket_path.unlink(missing_ok=True)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)  # the socket is born 0600
-    try:
-        listener.bind(str(socket_path))
-    finally:
-        os.umask(old_umask)
-    listener.listen(64)
-    try:
-        while True:
-            try:
-                ready, _, _ = select.select([listener, sys.stdin], [], [])
-            except InterruptedError:
-                continue
-            if sys.stdin in ready and not os.read(sys.stdin.fileno(), 4096):
-                return  # the owner is gone
-            if listener in ready:
-                conn, _ = listener.accept()
-                with conn:
-                    _answer(use, conn, listener)
-    finally:
-        listener.close()
-        socket_path.unlink(missing_ok=True)
-
-
-# -- the owner's side -------------------------------------------------------------------------
+@dataclass(eq=False)
+class _Pending:
+    forked: asyncio.Future[int]
+    report: asyncio.Future[dict[str, Any]]
 
 
 class ForkServer:
-    """Handle on a fork server process for ``use``, listening on ``socket_path``."""
+    """Handle on a fork server for ``use``, used from one asyncio event loop.
 
-    def __init__(self, socket_path: Path, use: ForkUse) -> None:
-        self.socket_path = socket_path
+    ``env`` is the server's environment (default: the owner's), which launches without an
+    ``env`` of their own keep. With :attr:`Lifetime.die_with_server`, start it from a thread
+    that lives as long as the server: Linux ties ``PR_SET_PDEATHSIG`` to the thread that forked.
+    """
+
+    def __init__(self, use: ForkUse, env: Mapping[str, str] | None = None) -> None:
         self.use = use
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60.0) -> None:
-        """Start the process and wait until its socket accepts connections."""
-        # stdin is the lifeline: the fork server exits when its owner does
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "smartfab.host.forkserver",
-                str(self.socket_path),
-                self.use.model_dump_json(),
-            ],
-            stdin=subprocess.PIPE,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise HubError(
-                    f"the fork server of {self.use.name} exited with status {self.proc.returncode}"
-                )
-            if self.socket_path.exists():
-                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                    try:
-                        probe.connect(str(self.socket_path))
-                    except OSError:
-                        pass
-                    else:
-                        # an empty request: the server answers with an error and carries on
-                        probe.sendall(b"\n")
-                        return
-            time.sleep(0.05)
-        raise HubError(
-            f"the fork server of {self.use.name} did not listen on {self.socket_path} "
-            f"in {timeout:.0f} s"
-        )
+        self.env = dict(os.environ if env is None else env)
+        self.preloaded: Any = None
+        self.pid: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._hello: asyncio.Future[dict[str, Any]] | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._token_of: dict[int, str] = {}
+        self._children: dict[int, ServerChild] = {}
+        self._eof = False
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self._proc is not None and self._proc.poll() is None and not self._eof
 
-    async def launch(self, request: LaunchRequest) -> int:
-        """Fork a process for ``request``; return its pid."""
-        reader, writer = await asyncio.open_unix_connection(str(self.socket_path))
+    @property
+    def children(self) -> list[ServerChild]:
+        """Children not yet reaped."""
+        return list(self._children.values())
+
+    async def start(self, timeout: float = 60.0) -> None:
+        """Start the process and wait until it has preloaded."""
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        command = [
+            sys.executable,
+            "-m",
+            "smartfab.host.forkprocess",
+            str(os.getpid()),
+            self.use.model_dump_json(),
+        ]
         try:
-            writer.write(request.model_dump_json().encode() + b"\n")
-            await writer.drain()
-            line = await asyncio.wait_for(reader.readline(), timeout=30)
+            self._proc = subprocess.Popen(
+                command,
+                stdin=theirs.fileno(),
+                env=self.env,
+                start_new_session=True,  # a Ctrl-C in the owner's terminal is the owner's
+            )
         finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-        reply: dict[str, Any] = json.loads(line or b"{}")
-        if "pid" not in reply:
-            raise HubError(f"the fork server refused a launch: {reply.get('error', 'no answer')}")
-        return int(reply["pid"])
-
-    def stop(self) -> None:
-        """Close the lifeline and wait for the process to exit."""
-        if self.proc is None:
-            return
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
+            theirs.close()
+        ours.setblocking(False)
+        self._sock = ours
+        self._hello = loop.create_future()
+        self._reader = loop.create_task(self._read())
         try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            hello = await asyncio.wait_for(asyncio.shield(self._hello), timeout)
+        except BaseException as err:
+            await self.stop()
+            if isinstance(err, TimeoutError):
+                raise ForkServerError(
+                    f"the fork server of {self.use.name} did not preload in {timeout:g} s"
+                ) from None
+            code = self._proc.returncode if self._proc is not None else None
+            if isinstance(err, ForkServerError) and code is not None:
+                raise ForkServerError(
+                    f"the fork server of {self.use.name} {describe_exit(code)} while preloading"
+                ) from None
+            raise
+        self.pid = int(hello["pid"])
+        self.preloaded = hello.get("preloaded")
 
+    async def launch(self, request: Launch, timeout: float = 30.0) -> ServerChild:
+        """Fork a warm process for ``request``; return it once forked."""
+        child, _ = await self._launch(request, timeout, wait_report=False)
+        return child
 
-def main() -> None:
-    """``python -m smartfab.host.forkserver SOCKET USE``."""
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m smartfab.host.forkserver SOCKET USE (a ForkUse as JSON)")
-    try:
-        use = ForkUse.model_validate_json(sys.argv[2])
-    except ValidationError as err:
-        sys.exit(f"smartfab fork server: bad use: {err}")
-    serve(Path(sys.argv[1]), use)
+    async def launch_reported(
+        self, request: Launch, timeout: float
+    ) -> tuple[ServerChild, dict[str, Any]]:
+        """Fork a warm process and wait for its report (a use with ``reports``)."""
+        if not self.use.reports:
+            raise ForkServerError(f"launches of {self.use.name} do not report")
+        return await self._launch(request, timeout, wait_report=True)
 
+    async def _launch(
+        self, request: Launch, timeout: float, wait_report: bool
+    ) -> tuple[ServerChild, dict[str, Any]]:
+        pending = self._expect(request.token)
+        try:
+            await self._send(request)
+            pid = await asyncio.wait_for(asyncio.shield(pending.forked), timeout)
+            child = self._children[pid]
+            if not wait_report:
+                return child, {}
+            try:
+                report = await asyncio.wait_for(asyncio.shield(pending.report), timeout)
+            except BaseException:
+                await self.send_signal(pid, signal.SIGKILL)
+                raise
+            return child, report
+        except TimeoutError:
+            raise ForkServerError(
+                f"no process of {self.use.name} was ready in {timeout:g} s"
+            ) from None
+        finally:
+            self._forget(request.token)
 
-if __name__ == "__main__":
-    main()
+    async def execute(self, request: Exec, timeout: float = 30.0) -> ServerChild:
+        """Start a program as a child of the server."""
+        pending = self._expect(request.token)
+        try:
+            await self._send(request)
+            pid = await asyncio.wait_for(asyncio.shield(pending.forked), timeout)
+            return self._children[pid]
+        except TimeoutError:
+            raise ForkServerError(f"{request.argv[0]} was not started in {timeout:g} s") from None
+        finally:
+            self._forget(request.token)
+
+    async def send_signal(self, pid: int, signum: int) -> None:
+        """Signal a child (and its process group) unless it has been reaped already."""
+        if pid in self._children and not self._eof:
+            with contextlib.suppress(OSError):
+                await self._send(SendSignal(pid=pid, signum=signum))
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Close the lifeline; wait for the server to exit (killing its children if they die
+        with it)."""
+        if self._sock is not None and not self._eof:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_WR)
+        if self._reader is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+            self._reader.cancel()
+        if self._proc is not None:
+            proc = self._proc
+            try:
+                await asyncio.to_thread(proc.wait, timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
+        if self._sock is not None:
+            self._sock.close()
+        self._on_eof()
+
+    def abandon(self) -> None:
+        """In a copy of the owner made by ``fork()``: let go of the lifeline, touch nothing else."""
+        self._eof = True
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+
+    # -- internals
+
+    def _expect(self, token: str) -> _Pending:
+        if not self.running:
+            raise ForkServerError(f"the fork server of {self.use.name} is not running")
+        if token in self._pending:
+            raise ForkServerError(f"a request with token {token!r} is already waiting")
+        loop = asyncio.get_running_loop()
+        pending = _Pending(loop.create_future(), loop.create_future())
+        self._pending[token] = pending
+        return pending
+
+    def _forget(self, token: str) -> None:
+        pending = self._pending.pop(token, None)
+        if pending is not None:
+            for future in (pending.forked, pending.report):
+                if future.done() and not future.cancelled():
+                    future.exception()  # retrieved: never reported as unhandled
+                future.cancel()
+
+    async def _send(self, request: BaseModel) -> None:
+        assert self._sock is not None
+        await asyncio.get_running_loop().sock_sendall(
+            self._sock, request.model_dump_json().encode()
+        )
+
+    async def _read(self) -> None:
+        assert self._sock is not None
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                data = await loop.sock_recv(self._sock, MAX_MESSAGE)
+                if not data:
+                    return
+                self._dispatch(json.loads(data))
+        except OSError:
+            return
+        finally:
+            self._on_eof()
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "hello" and self._hello is not None and not self._hello.done():
+            self._hello.set_result(message)
+        elif op == "forked":
+            pid = int(message["pid"])
+            child = ServerChild(pid, asyncio.get_running_loop().create_future())
+            self._children[pid] = child
+            self._token_of[pid] = message["token"]
+            pending = self._pending.get(message["token"])
+            if pending is not None and not pending.forked.done():
+                pending.forked.set_result(pid)
+        elif op == "report":
+            pending = self._pending.get(message["token"])
+            if pending is not None and not pending.report.done():
+                pending.report.set_result(message["data"])
+        elif op == "exited":
+            self._exited(int(message["pid"]), int(message["code"]))
+        elif op == "refused":
+            token = message.get("token")
+            for key, pending in self._pending.items():
+                if (token is None or key == token) and not pending.forked.done():
+                    pending.forked.set_exception(
+                        ForkServerError(
+                            f"the fork server of {self.use.name} refused: {message['error']}"
+                        )
+                    )
+
+    def _exited(self, pid: int, code: int) -> None:
+        child = self._children.pop(pid, None)
+        if child is not None and not child.exited.done():
+            child.exited.set_result(code)
+        pending = self._pending.get(self._token_of.pop(pid, ""))
+        if pending is not None and not pending.report.done():
+            pending.report.set_exception(
+                ForkServerError(f"the process {describe_exit(code)} while starting")
+            )
+
+    def _on_eof(self) -> None:
+        """The server is gone; so are its children, unless they outlive it."""
+        if self._eof:
+            return
+        self._eof = True
+        gone = ForkServerError(f"the fork server of {self.use.name} exited")
+        if self._hello is not None and not self._hello.done():
+            self._hello.set_exception(gone)
+        for pid in list(self._children):
+            if self.use.lifetime is Lifetime.die_with_server:
+                self._exited(pid, -signal.SIGKILL)
+            else:  # still running: no longer ours to watch
+                self._children.pop(pid).exited.cancel()
+                self._token_of.pop(pid, None)
+        for pending in self._pending.values():
+            for future in (pending.forked, pending.report):
+                if not future.done():
+                    future.set_exception(gone)

@@ -69,11 +69,6 @@ class StateDir:
         return self.root / SETTINGS_FILE
 
     @property
-    def fork_server_socket(self) -> Path:
-        """The socket of the fork server of single-user servers (mode 0600)."""
-        return self.root / "forkserver.sock"
-
-    @property
     def teams(self) -> Path:
         return self.root / "teams"
 

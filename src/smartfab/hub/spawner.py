@@ -16,8 +16,9 @@ from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import random_port
 from traitlets import Bool, Dict, Enum, List, Unicode, default
 
-from smartfab.errors import HubError
-from smartfab.host.forkserver import ForkServer, ForkUse, LaunchRequest
+from smartfab.errors import ForkServerError
+from smartfab.host.forkprotocol import Account, ForkUse, Launch, Lifetime
+from smartfab.host.forkserver import ForkServer
 from smartfab.host.layout import Layout
 from smartfab.host.names import WORKSPACE_PREFIX
 from smartfab.host.privileges import become
@@ -48,8 +49,21 @@ SINGLE_USER_SERVERS = ForkUse(
     # jupyter_server_fileid takes its database path from the home of the account that imports
     # it (root's, in the fork server): each server must import it as its own user
     not_preloadable=("jupyter_server_fileid", "jupyter_server_ydoc"),
-    entry="jupyterhub.singleuser:main",
+    entry="smartfab.hub.spawner:run_single_user",
+    # servers keep running while the hub restarts (cleanup_servers = False)
+    lifetime=Lifetime.outlive_server,
 )
+
+
+def run_single_user(launched: object) -> int | None:
+    """What a forked single-user server runs: jupyterhub-singleuser's entry point, as the
+    command ``jupyterhub-singleuser`` would (its argv and environment are the launch's)."""
+    from jupyterhub.singleuser import main
+
+    result: int | None = main()
+    return result
+
+
 #: the singleuser entry point decides at import between two modes: only the default one is warm
 MODE_VARIABLES = ("JUPYTERHUB_SINGLEUSER_APP", "JUPYTERHUB_SINGLEUSER_EXTENSION")
 
@@ -146,14 +160,19 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
             return await super().start()
         try:
             server = await self._get_fork_server()
-        except HubError as err:
+        except ForkServerError as err:
             self.log.warning("Starting servers without the fork server: %s", err)
             type(self)._fork_server_failed = True
             return await super().start()
-        request = LaunchRequest(
-            argv=[*self.cmd, *self.get_args()], env=env, umask=SERVER_UMASK, **self._identity()
+        identity = self._identity()
+        cwd = identity.pop("cwd")
+        request = Launch(
+            argv=[*self.cmd, *self.get_args()],
+            env=env,
+            cwd=cwd,
+            account=Account(umask=SERVER_UMASK, **identity),
         )
-        self.pid = await server.launch(request)
+        self.pid = (await server.launch(request)).pid
         self.proc = None
         self.log.info("Forked server for %s as pid %i", self.user.name, self.pid)
         return (self.ip or "127.0.0.1", self.port)
@@ -175,9 +194,8 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
             cls._fork_server_lock = asyncio.Lock()
         async with cls._fork_server_lock:
             if cls._fork_server is None or not cls._fork_server.running:
-                socket_path = StateDir(Path(self.state_dir)).fork_server_socket
-                server = ForkServer(socket_path, SINGLE_USER_SERVERS)
-                await asyncio.to_thread(server.start)
+                server = ForkServer(SINGLE_USER_SERVERS)
+                await server.start()
                 cls._fork_server = server
             return cls._fork_server
 

@@ -26,12 +26,9 @@ what it needs):
   :func:`is_import_time_variable`, :func:`environment_changes`, :func:`kernel_environment`);
 - :mod:`~smartfab.runs.kernels.provisioner`: jupyter_client's view of a fork server's child;
 - :mod:`~smartfab.runs.kernels.channels`: waiting on a kernel client's replies;
-- :mod:`~smartfab.runs.kernels.fork_server`: the owner's handle, :class:`KernelForkServer`;
-- :mod:`~smartfab.runs.kernels.fork_protocol`: the messages on the control socket (requests
-  ``fork``, ``exec``, ``signal``; answers ``hello``, ``forked``, ``exited``, ``refused`` and a
-  kernel's ``ready``);
-- :mod:`~smartfab.runs.kernels.fork_process`: the fork server's own process (:func:`serve`,
-  :func:`main`), its children, and its lifetime;
+- :mod:`~smartfab.runs.kernels.forked`: the fork server's use for run kernels
+  (:data:`RUN_KERNELS`) and what a forked kernel runs (:func:`serve_kernel`); the fork server
+  itself is the host's (:mod:`smartfab.host.forkserver`);
 - :mod:`~smartfab.runs.kernels.preload`: what the fork server imports (:func:`preload`).
 
 :class:`~smartfab.errors.KernelStartError` is defined in :mod:`smartfab.errors`.

@@ -2,7 +2,8 @@
 
 A :class:`KernelPool` keeps ``size`` kernels started and connected (``kernel_info`` answered,
 IOPub subscribed) before any run asks for one. They are forked from a fork server
-(:class:`~smartfab.runs.kernels.fork_server.KernelForkServer`) that has imported the kernel and
+(:class:`~smartfab.host.forkserver.ForkServer` for
+:data:`~smartfab.runs.kernels.forked.RUN_KERNELS`) that has imported the kernel and
 the scientific stack, so a kernel costs a fork and an ``IPKernelApp`` initialisation, not a new
 interpreter and its imports. Since a kernel starts before its run is known, the run's working
 directory and environment are applied when it is acquired, by a silent execution that leaves
@@ -39,10 +40,11 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 
-from smartfab.errors import KernelStartError, RunsError
+from smartfab.errors import ForkServerError, KernelStartError, RunsError
+from smartfab.host.forkprotocol import describe_exit
+from smartfab.host.forkserver import ForkServer, ServerChild
 from smartfab.runs.kernels.channels import reply_to, wait_connected
-from smartfab.runs.kernels.fork_protocol import describe_exit
-from smartfab.runs.kernels.fork_server import KernelForkServer, ServerChild
+from smartfab.runs.kernels.forked import RUN_KERNELS, kernel_launch
 from smartfab.runs.kernels.provisioner import ServerChildProvisioner
 from smartfab.runs.kernels.warm_rules import (
     as_kernel_sees_it,
@@ -147,9 +149,9 @@ class KernelPool:
         self._thread: threading.Thread | None = None
         self._closed = False
         # state below is only touched on the pool's loop
-        self._server: KernelForkServer | None = None
-        self._server_start: asyncio.Task[KernelForkServer] | None = None
-        self._servers: list[KernelForkServer] = []
+        self._server: ForkServer | None = None
+        self._server_start: asyncio.Task[ForkServer] | None = None
+        self._servers: list[ForkServer] = []
         self._ready: deque[asyncio.Task[PooledKernel]] = deque()
         self._lent: set[PooledKernel] = set()
         self._calls: set[asyncio.Task[Any]] = set()
@@ -283,7 +285,9 @@ class KernelPool:
         choice = self._choice(kernel_name)
         target = kernel_environment(choice.spec.env, env)
         server = await self._running_server()
-        reason = cold_start_reason(choice.warm, server.env, server.shadowable, cwd, target)
+        reason = cold_start_reason(
+            choice.warm, server.env, frozenset(server.preloaded or ()), cwd, target
+        )
         if reason is None:
             kernel = await self._take_warm(timeout)
             kernel.manager.kernel_name = choice.name
@@ -354,19 +358,22 @@ class KernelPool:
             self._choices[kernel_name] = choice
         return choice
 
-    async def _running_server(self) -> KernelForkServer:
+    async def _running_server(self) -> ForkServer:
         if self._server is not None and self._server.running:
             return self._server
         if self._server_start is None or self._server_start.done():
             self._server_start = asyncio.ensure_future(self._start_server())
         return await asyncio.shield(self._server_start)
 
-    async def _start_server(self) -> KernelForkServer:
+    async def _start_server(self) -> ForkServer:
         if self._server is not None:
             await self._server.stop()
         self._runtime_dir = jupyter_runtime_dir()
-        server = KernelForkServer(as_kernel_sees_it(kernel_environment({}, None)))
-        await server.start(self.start_timeout)
+        server = ForkServer(RUN_KERNELS, as_kernel_sees_it(kernel_environment({}, None)))
+        try:
+            await server.start(self.start_timeout)
+        except ForkServerError as err:
+            raise KernelStartError(str(err)) from err
         self._server = server
         self._servers = [s for s in self._servers if s.running] + [server]
         return server
@@ -403,9 +410,11 @@ class KernelPool:
         kernel_id = str(uuid.uuid4())
         connection_file = os.path.join(self._runtime_dir, f"kernel-{kernel_id}.json")
         argv = [_launcher(), "-f", connection_file, HISTORY_IN_MEMORY, KERNEL_LOG_LEVEL]
-        child, connection = await server.fork_kernel(
-            kernel_id, connection_file, argv, [*argv[1:], "--ip=127.0.0.1"], self.start_timeout
-        )
+        launch = kernel_launch(kernel_id, connection_file, argv, [*argv[1:], "--ip=127.0.0.1"])
+        try:
+            child, connection = await server.launch_reported(launch, self.start_timeout)
+        except ForkServerError as err:
+            raise KernelStartError(str(err)) from err
         km = self._manager(DEFAULT_KERNEL, kernel_id)
         km.load_connection_info(connection)
         km.connection_file = connection_file
@@ -426,7 +435,7 @@ class KernelPool:
     async def _prepare(
         self,
         kernel: PooledKernel,
-        server: KernelForkServer,
+        server: ForkServer,
         cwd: Path,
         target: Mapping[str, str],
         timeout: float,
@@ -452,7 +461,7 @@ class KernelPool:
     async def _start_cold(
         self,
         choice: _KernelChoice,
-        server: KernelForkServer,
+        server: ForkServer,
         cwd: Path,
         target: Mapping[str, str],
         timeout: float,

@@ -1,8 +1,8 @@
 """jupyter_client's view of a kernel process whose parent is the kernel fork server.
 
 :class:`ServerChildProvisioner` stands where jupyter_client's local provisioner would hold a
-``Popen``: it polls, waits for and signals a :class:`~smartfab.runs.kernels.fork_server.ServerChild`
-through the :class:`~smartfab.runs.kernels.fork_server.KernelForkServer` that started it.
+``Popen``: it polls, waits for and signals a :class:`~smartfab.host.forkserver.ServerChild`
+through the :class:`~smartfab.host.forkserver.ForkServer` that started it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from typing import Any
 
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
-from smartfab.runs.kernels.fork_server import KernelForkServer, ServerChild
+from smartfab.errors import ForkServerError, KernelStartError
+from smartfab.host.forkprotocol import Exec
+from smartfab.host.forkserver import ForkServer, ServerChild
 
 
 class ServerChildProvisioner(LocalProvisioner):
@@ -23,7 +25,7 @@ class ServerChildProvisioner(LocalProvisioner):
     local provisioner prepares the connection file and command, and the fork server runs it.
     """
 
-    server: KernelForkServer | None = None
+    server: ForkServer | None = None
     child: ServerChild | None = None
 
     @property
@@ -54,9 +56,17 @@ class ServerChildProvisioner(LocalProvisioner):
         km = self.parent
         assert self.server is not None and km is not None
         cwd = str(kwargs.get("cwd") or os.getcwd())
-        self.child = await self.server.spawn(
-            cmd, kwargs["env"], cwd, km.connection_file, self.kernel_id
+        request = Exec(
+            token=self.kernel_id,
+            argv=cmd,
+            env=kwargs["env"],
+            cwd=cwd,
+            remove_on_exit=km.connection_file,
         )
+        try:
+            self.child = await self.server.execute(request)
+        except ForkServerError as err:
+            raise KernelStartError(str(err)) from err
         self.pid = self.pgid = self.child.pid
         self.cwd = cwd
         return self.connection_info
