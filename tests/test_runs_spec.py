@@ -891,3 +891,12 @@ def test_loaded_spec_is_frozen(sf_write: Callable[[str], Path]) -> None:
         loaded.notebook_sha256 = "0" * 64  # type: ignore[misc]
     with pytest.raises(ValueError):
         loaded.spec.name = "other"  # type: ignore[misc]
+
+
+def test_make_executor_names_the_executors_it_knows() -> None:
+    """The executors are the two built in; any other name is refused with the known ones."""
+    from smartfab.errors import RunsError
+    from smartfab.runs.executors import make_executor
+
+    with pytest.raises(RunsError, match="unknown executor 'spark'; known: dask, local"):
+        make_executor("spark")

@@ -1,9 +1,8 @@
 """Where runs execute: ``local`` (threads of this process, warm kernels) or ``dask``.
 
 Each executor maps a :class:`~smartfab.runs.models.RunTask` to a ``concurrent.futures.Future``
-of its :class:`~smartfab.runs.models.RunOutcome`. ``local`` and ``dask`` are built in;
-:func:`make_executor` looks any other name up in the ``smartfab.executors`` entry-point group,
-where other packages may register theirs (smartfab registers none there). The task function is
+of its :class:`~smartfab.runs.models.RunOutcome` (:func:`make_executor` makes one by name; a
+batch spec names one of these two). The task function is
 :func:`smartfab.runs.task.execute_task`, the same in every executor, so a Dask worker runs a run
 exactly as the local executor does (with its own pool of warm kernels).
 """
@@ -12,13 +11,10 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from importlib.metadata import entry_points
 from typing import Any, Protocol
 
 from smartfab.errors import RunsError
 from smartfab.runs.models import RunOutcome, RunTask
-
-ENTRY_POINT_GROUP = "smartfab.executors"
 
 
 class Executor(Protocol):
@@ -107,13 +103,9 @@ BUILTIN: dict[str, type[LocalExecutor] | type[DaskExecutor]] = {
 
 
 def make_executor(name: str, **options: Any) -> Executor:
-    """The executor ``name`` (built in, or from the ``smartfab.executors`` entry points)."""
+    """The executor ``name`` (``local`` or ``dask``) with its ``options``."""
     factory: Any = BUILTIN.get(name)
     if factory is None:
-        found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-        if name not in found:
-            known = ", ".join(sorted({*BUILTIN, *found}))
-            raise RunsError(f"unknown executor {name!r}; known: {known}")
-        factory = found[name].load()
+        raise RunsError(f"unknown executor {name!r}; known: {', '.join(sorted(BUILTIN))}")
     executor: Executor = factory(**options)
     return executor
