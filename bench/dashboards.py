@@ -19,7 +19,9 @@ Prints p50/p95 and the ratio to cold of the same kind of visit, and checks the t
 0.5 s preheated (returning viewers; first visits are printed against it too), all concurrent
 viewers served.
 
-    /opt/smartfab/venv/bin/python bench/dashboards.py [--runs 5] [--viewers 10] [--json]
+    /opt/smartfab/venv/bin/python -m bench.dashboards [--runs 5] [--viewers 10] [--json]
+
+Run from the project root (it imports the test helpers of ``tests.support``).
 
 Starts and stops its own hub (system accounts when run as root) in a temp dir; everything it
 creates goes at the end: hub, Voila, system accounts and groups with its own prefix, temp dir.
@@ -45,15 +47,14 @@ from pathlib import Path
 import psutil
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from smartfab.dashboards.voila import free_loopback_port
+from tests.support.browsertools import CHROMIUM, CHROMIUM_ARGS
+from tests.support.dashboardtools import make_project, project_library
+from tests.support.hubtools import RunningHub
+from tests.support.jupyterdirs import isolated_jupyter_dirs
+from tests.support.voilatools import start_plain_voila
 
-from browsertools import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from dashboardtools import make_project, project_library  # noqa: E402
-from hubtools import RunningHub  # noqa: E402
-from jupyterdirs import isolated_jupyter_dirs  # noqa: E402
-from smartfab.dashboards.voila import free_loopback_port  # noqa: E402
-from voilatools import start_plain_voila  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 IS_ROOT = os.geteuid() == 0
 NOTEBOOK = ROOT / "notebooks" / "apps" / "spc_chart.ipynb"
@@ -335,7 +336,9 @@ async def run(args: argparse.Namespace, base: Path, hub: RunningHub) -> dict[str
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.dashboards", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--runs", type=int, default=5, help="returning visits timed per viewer (after the first)"
     )

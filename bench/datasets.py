@@ -15,7 +15,9 @@ each path once untimed (imports, page cache), then the median of three timed run
 and prints the ratio against the targets: catalog >= 20x faster than CSV, generation >= 10 M
 samples/s. Both paths must give the same RMS values, or the benchmark fails.
 
-Usage: python bench/datasets.py [--samples 1e8] [--json]
+Usage, from the project root:
+
+    python -m bench.datasets [--samples 1e8] [--json]
 """
 
 from __future__ import annotations
@@ -250,7 +252,9 @@ def report(f: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.datasets", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--samples", type=float, default=1e8, help="record length (1e8)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)

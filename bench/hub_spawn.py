@@ -7,7 +7,9 @@ poll until it is ready. Reports failures, the spawn time (start request to ready
 (RSS) of each single-user server, against the target of our issue: 0 failures and
 p95 <= 10 s on this 2-core machine.
 
-    /opt/smartfab/venv/bin/python bench/hub_spawn.py [--users 20] [--json]
+    /opt/smartfab/venv/bin/python -m bench.hub_spawn [--users 20] [--json]
+
+Run from the project root (it imports the test helpers of ``tests.support``).
 
 Everything it creates goes at the end: servers, hub, system accounts and groups, temp dir.
 """
@@ -36,10 +38,7 @@ import psutil
 import requests
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from hubtools import HubClient, RunningHub  # noqa: E402
+from tests.support.hubtools import HubClient, RunningHub
 
 IS_ROOT = os.geteuid() == 0
 ADMIN = "opadmin"
@@ -421,7 +420,9 @@ def comparison(ours: dict[str, Any], baseline: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run smartfab and the baseline, print both and their ratio; exit 0 when ours passes."""
-    parser = argparse.ArgumentParser(description="N people start their hub servers at once.")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.hub_spawn", description="N people start their hub servers at once."
+    )
     parser.add_argument("--users", type=int, default=20, help="people who spawn at once (20)")
     parser.add_argument(
         "--timeout", type=float, default=SPAWN_TIMEOUT_S, help="seconds before a spawn fails"

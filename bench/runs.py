@@ -12,7 +12,9 @@ Prints the three wall times, the ratios against the targets (C >= 10x faster tha
 faster than B) and the per-run overhead of C above the notebook's own compute: the run's wall
 time (kernel acquired to notebook written) minus the time its cells took in the kernel.
 
-Usage: python bench/runs.py [--runs 40]
+Usage, from the project root (it imports the test helpers of ``tests.support``):
+
+    python -m bench.runs [--runs 40]
 """
 
 from __future__ import annotations
@@ -33,9 +35,7 @@ from typing import Any
 
 import nbformat
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from jupyterdirs import isolated_jupyter_dirs
+from tests.support.jupyterdirs import isolated_jupyter_dirs
 
 TARGET_VS_CLI = 10.0
 TARGET_VS_POOL = 4.0
@@ -174,7 +174,9 @@ def _time(text: str) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.runs", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--runs", type=int, default=40, help="grid size (40)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="smartfab-bench-runs-"))

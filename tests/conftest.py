@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from hubtools import DEMO_ALLIANCE, RunningHub
-from jupyterdirs import JUPYTER_DIRS, isolated_jupyter_dirs
 from smartfab.prctl import PR_SET_CHILD_SUBREAPER, prctl
+from tests.support.hubtools import DEMO_ALLIANCE, RunningHub
+from tests.support.jupyterdirs import JUPYTER_DIRS, isolated_jupyter_dirs
 
 IS_ROOT = os.geteuid() == 0
 

@@ -1,0 +1,1 @@
+"""The test suite of smartfab: one subpackage per area, shared helpers in tests.support."""

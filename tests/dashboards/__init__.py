@@ -1,0 +1,1 @@
+"""Dashboards: the Voila apps, the dashboards service and the gallery in a browser."""

@@ -1,0 +1,1 @@
+"""Datasets: cards, catalog, fingerprints, checked reads, generators and loaders."""

@@ -1,0 +1,1 @@
+"""Program test runs: specs, kernels, batches, the store, collection, reports, the programs."""
