@@ -247,28 +247,28 @@ def test_a_launch_that_dies_before_reporting_is_an_error(sf_probe_path: Path) ->
 # -- lifetimes -----------------------------------------------------------------------------------
 
 
-async def _sleeper(use: ForkUse, leftover: Path) -> tuple[ForkServer, int]:
-    server = await _started(use)
-    leftover.write_text("connection")
-    _, report = await server.launch_reported(
-        Launch(argv=["sleeper"], remove_on_exit=str(leftover)), timeout=30
-    )
-    return server, int(report["pid"])
+def _child_of_a_stopped_server(lifetime: Lifetime, leftover: Path) -> tuple[int, int]:
+    """Launch a child that reports and sleeps, stop its server; return (child, server) pids."""
+
+    async def scenario() -> tuple[int, int]:
+        server = await _started(_use("report_then_sleep", reports=True, lifetime=lifetime))
+        leftover.write_text("connection")
+        _, report = await server.launch_reported(
+            Launch(argv=["sleeper"], remove_on_exit=str(leftover)), timeout=30
+        )
+        await server.stop()
+        assert server.pid is not None
+        return int(report["pid"]), server.pid
+
+    return _run(scenario)
 
 
 def test_children_of_a_die_with_server_use_end_with_it(sf_probe_path: Path, tmp_path: Path) -> None:
     """Run kernels' lifetime: closing the lifeline kills and reaps every child and removes
     its file."""
     leftover = tmp_path / "kernel.json"
-
-    async def scenario() -> tuple[int, int | None]:
-        use = _use("report_then_sleep", reports=True, lifetime=Lifetime.die_with_server)
-        server, pid = await _sleeper(use, leftover)
-        await server.stop()
-        return pid, server.pid
-
-    pid, server_pid = _run(scenario)
-    assert server_pid is not None and not psutil.pid_exists(server_pid)
+    pid, server_pid = _child_of_a_stopped_server(Lifetime.die_with_server, leftover)
+    assert not psutil.pid_exists(server_pid)
     assert not psutil.pid_exists(pid)  # killed and reaped: not even a zombie
     assert not leftover.exists()
 
@@ -278,16 +278,9 @@ def test_children_of_an_outlive_server_use_keep_running(
 ) -> None:
     """Single-user servers' lifetime: the server ends with its owner, the children do not."""
     leftover = tmp_path / "kept"
-
-    async def scenario() -> tuple[int, int | None]:
-        use = _use("report_then_sleep", reports=True, lifetime=Lifetime.outlive_server)
-        server, pid = await _sleeper(use, leftover)
-        await server.stop()
-        return pid, server.pid
-
-    pid, server_pid = _run(scenario)
+    pid, server_pid = _child_of_a_stopped_server(Lifetime.outlive_server, leftover)
     try:
-        assert server_pid is not None and not psutil.pid_exists(server_pid)
+        assert not psutil.pid_exists(server_pid)
         assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
         assert leftover.exists()
     finally:
