@@ -102,13 +102,23 @@ def test_preload_imports_nothing_that_reads_the_environment_at_import() -> None:
         "import json, sys; from smartfab.host.forkprocess import preload; "
         "from smartfab.host.forkprotocol import ForkUse; "
         f"preload(ForkUse.model_validate_json({SINGLE_USER_SERVERS.model_dump_json()!r})); "
-        "print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
+        "print(json.dumps(sorted(sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    loaded = set(json.loads(done.stdout))
+    modules = set(json.loads(done.stdout))
+    loaded = {name.split(".")[0] for name in modules}
     assert {"jupyter_server", "jupyterlab", "jupyterhub"} <= loaded
     assert not loaded & set(SINGLE_USER_SERVERS.not_preloadable)
+    # the entry point's module is imported once, not by every server, and it is a small one
+    assert "smartfab.hub.singleuser" in modules
+    assert "jupyterhub.spawner" not in modules
+
+
+def test_a_use_whose_entry_point_cannot_be_imported_is_refused() -> None:
+    use = ForkUse(name="missing", entry="sf_no_such_module:main")
+    with pytest.raises(ForkServerError, match="missing exited with status 1 while preloading"):
+        _run(lambda: _started(use))
 
 
 def test_a_use_that_preloads_what_it_must_not_is_refused() -> None:

@@ -81,7 +81,8 @@ def _function(entry: str) -> Callable[..., Any]:
 
 
 def preload(use: ForkUse) -> Any:
-    """Import the modules of ``use`` and run its hook; exit when that imported one it must not.
+    """Import the modules of ``use``, run its hook and import its entry point; exit when that
+    imported a module it must not.
 
     Returns what the hook returned (None without a hook).
     """
@@ -89,6 +90,7 @@ def preload(use: ForkUse) -> Any:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     preloaded = _function(use.preload_hook)() if use.preload_hook else None
+    _function(use.entry)  # every child runs it: imported once, here (a missing one is fatal)
     leaked = sorted(
         name
         for name in sys.modules

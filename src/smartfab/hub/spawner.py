@@ -49,19 +49,10 @@ SINGLE_USER_SERVERS = ForkUse(
     # jupyter_server_fileid takes its database path from the home of the account that imports
     # it (root's, in the fork server): each server must import it as its own user
     not_preloadable=("jupyter_server_fileid", "jupyter_server_ydoc"),
-    entry="smartfab.hub.spawner:run_single_user",
+    entry="smartfab.hub.singleuser:run",
     # servers keep running while the hub restarts (cleanup_servers = False)
     lifetime=Lifetime.outlive_server,
 )
-
-
-def run_single_user(launched: object) -> int | None:
-    """What a forked single-user server runs: jupyterhub-singleuser's entry point, as the
-    command ``jupyterhub-singleuser`` would (its argv and environment are the launch's)."""
-    from jupyterhub.singleuser import main
-
-    result: int | None = main()
-    return result
 
 
 #: the singleuser entry point decides at import between two modes: only the default one is warm
