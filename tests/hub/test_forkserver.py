@@ -112,7 +112,7 @@ def test_preload_imports_nothing_that_reads_the_environment_at_import() -> None:
     assert not loaded & set(SINGLE_USER_SERVERS.not_preloadable)
     # the entry point's module is imported once, not by every server, and it is a small one
     assert "smartfab.hub.singleuser" in modules
-    assert "jupyterhub.spawner" not in modules
+    assert "smartfab.hub.spawner" not in modules
 
 
 def test_a_use_whose_entry_point_cannot_be_imported_is_refused() -> None:
