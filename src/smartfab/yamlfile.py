@@ -148,18 +148,15 @@ def problem_at(doc: YamlDocument, loc: tuple[str | int, ...], message: str) -> P
     return Problem(format_path(loc), message, doc.line_of(loc))
 
 
-def validate_document(
-    doc: YamlDocument,
-    model: type[M],
-    error: type[ConfigFileError] = ConfigFileError,
-    describe: Describe | None = None,
-) -> M:
-    """Validate ``doc`` as ``model``; raise ``error`` listing every problem with path and line."""
+def schema_problems(
+    doc: YamlDocument, model: type[M], describe: Describe | None = None
+) -> tuple[M | None, list[Problem]]:
+    """Validate ``doc`` as ``model``: the model, or None and every problem with path and line."""
     if not isinstance(doc.data, dict):
         found = type(doc.data).__name__
-        raise error(doc.source, [Problem("", f"the file must hold a mapping, not a {found}", 1)])
+        return None, [Problem("", f"the file must hold a mapping, not a {found}", 1)]
     try:
-        return model.model_validate(doc.data)
+        return model.model_validate(doc.data), []
     except ValidationError as err:
         problems = []
         for item in err.errors():
@@ -167,4 +164,17 @@ def validate_document(
             loc = error_location(entry)
             message = (describe(entry, loc) if describe else None) or describe_error(entry)
             problems.append(problem_at(doc, loc, message))
-        raise error(doc.source, problems) from None
+        return None, problems
+
+
+def validate_document(
+    doc: YamlDocument,
+    model: type[M],
+    error: type[ConfigFileError] = ConfigFileError,
+    describe: Describe | None = None,
+) -> M:
+    """Validate ``doc`` as ``model``; raise ``error`` listing every problem with path and line."""
+    result, problems = schema_problems(doc, model, describe)
+    if result is None:
+        raise error(doc.source, problems)
+    return result

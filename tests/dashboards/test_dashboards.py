@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
+from smartfab.alliance import GrantReferences, load_alliance
 from smartfab.dashboards.access import DashboardAccess, access_role, teams_of_groups
-from smartfab.dashboards.checks import check_dashboard_grants
 from smartfab.dashboards.registry import DashboardCatalog, curated_registry
 from smartfab.dashboards.relay import KERNEL_PROTOCOL_V1, client_message_allowed
 from smartfab.errors import AllianceError, DashboardError
@@ -54,8 +54,6 @@ def smartfab(*args: str) -> subprocess.CompletedProcess[str]:
 def test_registry_and_grants(
     sf_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from smartfab.alliance import load_alliance
-
     monkeypatch.setenv(LIBRARY_ENV, str(project_library(sf_project)))
     registry = curated_registry()
     assert registry == sf_project.parents[1] / "notebooks" / "apps" / "dashboards.yaml"
@@ -105,8 +103,6 @@ def test_the_service_reads_the_hub_settings(
 
 
 def test_access_role_covers_every_team_group(sf_project: Path) -> None:
-    from smartfab.alliance import load_alliance
-
     role = access_role(load_alliance(sf_project))
     assert "access:services!service=dashboards" in role["scopes"]  # type: ignore[operator]
     assert {"voltronic", "voltronic-viewers", "acme-machining-viewers"} <= set(
@@ -118,8 +114,11 @@ def test_curated_grants_must_exist(sf_project: Path) -> None:
     text = sf_project.read_text().replace("[spc-chart, oee-dashboard]", "[spc-chart, no-such]")
     sf_project.write_text(text)
     line = next(i for i, row in enumerate(text.splitlines(), 1) if "no-such" in row)
+    known = GrantReferences(
+        kind="dashboards", noun="dashboard", known=frozenset({"spc-chart", "oee-dashboard"})
+    )
     with pytest.raises(AllianceError) as err:
-        check_dashboard_grants(sf_project, {"spc-chart", "oee-dashboard"})
+        load_alliance(sf_project, [known])
     assert (
         f"{sf_project}:{line}: teams[1].grants.dashboards[1]: unknown dashboard 'no-such'"
         in str(err.value)

@@ -292,16 +292,82 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_several_problems_in_one_error(sf_write: Callable[[str], Path]) -> None:
-    """Every model-level problem is listed in one error, counted in its first line."""
+    """Field problems and the cross-field problems they leave are listed in one error, in the
+    order of the file, counted in its first line."""
     text = HEAD + ACME.replace("kind: firm", "kind: universe") + "      cleo: boss\n"
     text = text.replace("  - name: bob\n", "  - name: Bob\n    agee: 3\n")
     path = sf_write(text)
     message = _error(path)
     head, *lines = message.splitlines()
-    assert head == f"{path}: 4 problems found"
-    assert len(lines) == 4
-    for field in ("people[1].name", "people[1].agee", "teams[0].kind", "teams[0].members.cleo"):
-        assert any(f": {field}: " in line for line in lines), message
+    assert head == f"{path}: 6 problems found"
+    expected = [
+        "people[1].name: bad characters in name 'Bob'",
+        "people[1].agee: unknown field",
+        "teams[0].kind: Input should be",
+        "teams[0].members.bob: unknown user 'bob'",  # the person is 'Bob', which is invalid
+        "teams[0].members.cleo: bad role 'boss'",
+        "teams[0].members.cleo: unknown user 'cleo'",
+    ]
+    assert len(lines) == len(expected)
+    for line, fragment in zip(lines, expected, strict=True):
+        assert f": {fragment}" in line, message
+
+
+#: five problems of three kinds: a field, two rules between fields, two grants of unknown ids
+FIVE_PROBLEMS = (
+    HEAD
+    + """teams:
+  - id: acme
+    kind: firm
+    title: Acme
+    members:
+      ana: boss
+      zoe: member
+    grants:
+      datasets: [milling-tool-wear, milling-tool-waer]
+      dashboards: [tool-life, spc-chrat]
+  - id: acme
+    kind: university
+    title: Twin
+"""
+)
+
+
+def test_every_problem_of_every_kind_at_once(sf_write: Callable[[str], Path]) -> None:
+    """A field problem does not hide the rules between fields, nor unknown grants."""
+    from smartfab.hub.services import grant_references
+
+    path = sf_write(FIVE_PROBLEMS)
+    with pytest.raises(AllianceError) as info:
+        load_alliance(path, grant_references())
+    head, *lines = str(info.value).splitlines()
+    assert head == f"{path}: 5 problems found"
+    expected = [
+        (11, "teams[0].members.ana: bad role 'boss'"),
+        (12, "teams[0].members.zoe: unknown user 'zoe' in team 'acme'"),
+        (14, "teams[0].grants.datasets[1]: unknown dataset 'milling-tool-waer'; known: "),
+        (15, "teams[0].grants.dashboards[1]: unknown dashboard 'spc-chrat'; known: "),
+        (16, "teams[1].id: duplicate team id 'acme' (first at teams[0])"),
+    ]
+    for line, (number, fragment) in zip(lines, expected, strict=True):
+        assert f"{path}:{number}: {fragment}" in line, info.value
+    assert "milling-tool-wear" in lines[2] and "tool-life" in lines[3]  # the known ids listed
+
+
+def test_grants_are_checked_only_against_the_references_given(
+    sf_write: Callable[[str], Path],
+) -> None:
+    """Without references (a program reading the file for its teams) grants are not looked up;
+    with them, a grant of an id that exists passes."""
+    from smartfab.alliance import GrantReferences
+
+    path = sf_write(HEAD + ACME + "    grants:\n      dashboards: [mine]\n")
+    assert load_alliance(path).team("acme") is not None
+    known = GrantReferences(kind="dashboards", noun="dashboard", known=frozenset({"mine"}))
+    assert load_alliance(path, [known]).team("acme") is not None
+    unknown = GrantReferences(kind="dashboards", noun="dashboard", known=frozenset())
+    with pytest.raises(AllianceError, match="unknown dashboard 'mine'; none is registered"):
+        load_alliance(path, [unknown])
 
 
 def test_several_cross_field_problems(sf_write: Callable[[str], Path]) -> None:
@@ -340,6 +406,21 @@ def test_cli_check_demo_ok() -> None:
     assert result.stdout.strip() == (
         f"{DEMO_ALLIANCE}: ok (9 people, 5 teams, 7 with a server of their own)"
     )
+
+
+def test_cli_check_lists_every_problem_in_one_run(sf_write: Callable[[str], Path]) -> None:
+    """`smartfab hub check` shows all five problems of a file at once, exit 2."""
+    path = sf_write(FIVE_PROBLEMS)
+    result = _check(path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == f"error: {path}: 5 problems found", result.stderr
+    for fragment in (
+        "bad role 'boss'",
+        "unknown user 'zoe'",
+        "unknown dataset 'milling-tool-waer'",
+    ):
+        assert fragment in result.stderr
+    assert "unknown dashboard 'spc-chrat'" in result.stderr and "duplicate team id" in result.stderr
 
 
 def test_cli_check_bad_file(sf_write: Callable[[str], Path]) -> None:

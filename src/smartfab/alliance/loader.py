@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from smartfab.alliance.checks import check_alliance
+from smartfab.alliance.checks import GrantReferences, check_alliance
 from smartfab.alliance.models import PERSON_NAME_MAX, TEAM_ID_MAX, Alliance
 from smartfab.errors import AllianceError, ConfigFileError
-from smartfab.yamlfile import YamlDocument, load_yaml_document, problem_at, validate_document
+from smartfab.yamlfile import YamlDocument, load_yaml_document, problem_at, schema_problems
 
 _NAME_HINT = "use lowercase letters, digits and single hyphens, starting with a letter"
 
@@ -28,26 +29,30 @@ def _describe(error: dict[str, Any], loc: tuple[str | int, ...]) -> str | None:
     return None
 
 
-def parse_alliance(doc: YamlDocument) -> Alliance:
-    """Validate parsed YAML as an alliance.
+def parse_alliance(doc: YamlDocument, references: Sequence[GrantReferences] = ()) -> Alliance:
+    """Validate parsed YAML as an alliance, its grants against ``references``.
 
-    Field problems are reported first; rules that relate fields to each other (unknown members,
-    duplicate ids, partners) are checked once every field is valid.
+    Every problem is found in one pass: field problems, rules that relate fields to each other
+    (unknown members, duplicate ids, partners) and grants of unknown ids, even where other
+    fields of the same entry are invalid.
 
     Raises
     ------
     AllianceError
-        Listing every problem with its field path and line.
+        Listing every problem with its field path and line, in the order of the file.
     """
-    alliance = validate_document(doc, Alliance, AllianceError, _describe)
-    findings = check_alliance(alliance)
-    if findings:
-        raise AllianceError(doc.source, [problem_at(doc, loc, msg) for loc, msg in findings])
+    alliance, problems = schema_problems(doc, Alliance, _describe)
+    findings = check_alliance(doc.data, references)
+    problems += [problem_at(doc, loc, message) for loc, message in findings]
+    if problems or alliance is None:
+        ordered = sorted(problems, key=lambda p: (p.line is not None, p.line or 0))
+        raise AllianceError(doc.source, ordered)
     return alliance
 
 
-def load_alliance(path: Path | str) -> Alliance:
-    """Read, parse and validate the alliance file at ``path``.
+def load_alliance(path: Path | str, references: Sequence[GrantReferences] = ()) -> Alliance:
+    """Read, parse and validate the alliance file at ``path`` (its grants against
+    ``references``: the ids that exist, see :func:`smartfab.hub.services.grant_references`).
 
     Raises
     ------
@@ -59,4 +64,4 @@ def load_alliance(path: Path | str) -> Alliance:
         doc = load_yaml_document(Path(path))
     except ConfigFileError as err:
         raise AllianceError(err.source, err.problems) from None
-    return parse_alliance(doc)
+    return parse_alliance(doc, references)

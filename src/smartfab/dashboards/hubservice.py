@@ -14,7 +14,7 @@ from typing import Any
 from smartfab.alliance import Alliance
 from smartfab.dashboards.access import SERVICE_NAME, DashboardAccess, access_role
 from smartfab.dashboards.backends import teams_with_dashboards
-from smartfab.dashboards.checks import check_known_grants
+from smartfab.dashboards.checks import dashboard_references
 from smartfab.dashboards.registry import DashboardCatalog
 from smartfab.dashboards.voila import free_loopback_port
 from smartfab.host.layout import Layout
@@ -25,7 +25,7 @@ from smartfab.resources import LIBRARY_ENV, library_dir
 __all__ = [
     "SERVICE_NAME",
     "access_role",
-    "check_known_grants",
+    "dashboard_references",
     "dashboards_service",
     "ensure_dashboard_accounts",
     "oauth_client",

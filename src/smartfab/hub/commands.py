@@ -30,11 +30,9 @@ def check_command(
 
     Example: smartfab hub check hub/alliance.yaml
     """
-    from smartfab.alliance import load_alliance
-    from smartfab.hub.services import check_services
+    from smartfab.hub.services import load_checked_alliance
 
-    alliance = load_alliance(file)
-    check_services(file, state_dir)
+    alliance = load_checked_alliance(file, state_dir)
     owners = len(alliance.server_owners)
     typer.echo(
         f"{file}: ok ({len(alliance.people)} people, {len(alliance.teams)} teams, "

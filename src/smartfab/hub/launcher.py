@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from smartfab.alliance import Alliance, load_alliance
+from smartfab.alliance import Alliance
 from smartfab.errors import HubError
 from smartfab.host.layout import Layout
 from smartfab.host.provision import provision
@@ -28,7 +28,7 @@ from smartfab.hub.processes import (
     stop_tree,
     wait_until_ready,
 )
-from smartfab.hub.services import check_services, prepare_services
+from smartfab.hub.services import load_checked_alliance, prepare_services
 
 PACKAGED_CONFIG = Path(__file__).with_name("default_jupyterhub_config.py")
 
@@ -173,9 +173,8 @@ def announce(run: HubRun, alliance: Alliance) -> None:
 
 def hub_up(settings: HubSettings, config_file: Path | None = None, out: TextIO = sys.stdout) -> int:
     """Validate, provision and run the hub until Ctrl-C or SIGTERM; return the exit status."""
-    alliance = load_alliance(settings.alliance_file)
-    # what the services need of the alliance file (granted dashboards exist, ...)
-    check_services(settings.alliance_file, settings.state_dir)
+    # every problem of the file at once, grants of datasets and dashboards that exist included
+    alliance = load_checked_alliance(settings.alliance_file, settings.state_dir)
     if config_file is not None and not config_file.is_file():
         raise HubError(f"{config_file}: JupyterHub config file not found")
     prepare(settings, alliance)

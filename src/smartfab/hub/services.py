@@ -5,10 +5,11 @@
 * ``dashboards``: the teams' Voila apps (:mod:`smartfab.dashboards`, read through
   :mod:`smartfab.dashboards.hubservice`).
 
-For each: its JupyterHub definition, its roles, and what must hold (:func:`check_services`) or
-exist (:func:`prepare_services`) before the hub starts. This is the only module of the hub that
-imports a service package, and no service package imports the hub: a service reads the
-deployment's settings file (:mod:`smartfab.host.settings`) like the hub does.
+For each: its JupyterHub definition, its roles, the ids the alliance file's grants may name
+(:func:`grant_references`), and what must exist before the hub starts
+(:func:`prepare_services`). This is the only module of the hub that imports a service package,
+and no service package imports the hub: a service reads the deployment's settings file
+(:mod:`smartfab.host.settings`) like the hub does.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from smartfab.alliance import Alliance
+from smartfab.alliance import Alliance, load_alliance
+from smartfab.alliance.checks import GrantReferences
 from smartfab.dashboards import hubservice as dashboards
 from smartfab.host.settings import HubSettings
 
@@ -66,10 +68,23 @@ def no_confirm_clients() -> list[str]:
     return [dashboards.oauth_client()]
 
 
-def check_services(alliance_file: Path, state_dir: Path | None = None) -> None:
-    """What the services need of the alliance file: every granted dashboard exists (curated,
-    or published in ``state_dir``). Raises AllianceError naming each problem."""
-    dashboards.check_known_grants(alliance_file, state_dir)
+def grant_references(state_dir: Path | None = None) -> list[GrantReferences]:
+    """What the alliance file's grants may name: the curated datasets, and the dashboards
+    (curated, or published in ``state_dir``)."""
+    from smartfab.datasets.cards import load_cards
+    from smartfab.datasets.catalog import default_cards_dir
+
+    datasets = frozenset(load_cards(default_cards_dir()))
+    return [
+        GrantReferences(kind="datasets", noun="dataset", known=datasets),
+        dashboards.dashboard_references(state_dir),
+    ]
+
+
+def load_checked_alliance(alliance_file: Path, state_dir: Path | None = None) -> Alliance:
+    """The alliance file, with every problem reported at once: its fields, the rules between
+    them, and grants of datasets or dashboards that do not exist. Raises AllianceError."""
+    return load_alliance(alliance_file, grant_references(state_dir))
 
 
 def prepare_services(settings: HubSettings, alliance: Alliance) -> None:
