@@ -19,11 +19,13 @@ def _add_commands() -> None:
     from smartfab.dashboards.commands import app as dashboards_app
     from smartfab.datasets.commands import app as datasets_app
     from smartfab.hub.commands import app as hub_app
+    from smartfab.programs.commands import app as programs_app
     from smartfab.runs.commands import app as runs_app
 
     app.add_typer(hub_app, name="hub")
     app.add_typer(datasets_app, name="datasets")
     app.add_typer(runs_app, name="runs")
+    app.add_typer(programs_app, name="programs")
     app.add_typer(dashboards_app, name="dashboards")
 
 
@@ -33,7 +35,8 @@ _add_commands()
 def main() -> None:
     """Run the command line; smartfab errors become a message and a meaningful exit status.
 
-    Usage errors exit 2 (typer's standard), invalid files 2, hub errors 3, provisioning 4.
+    Usage errors exit 2 (typer's standard), invalid files 2, hub errors 3, provisioning 4; each
+    error class has its code (:mod:`smartfab.errors`).
     """
     try:
         app()

@@ -174,6 +174,12 @@ class KernelStartError(RunsError):
     """No kernel could be started for a run (the fork server, or the kernel itself, failed)."""
 
 
+class ProgramError(SmartfabError):
+    """A program cannot be registered, found or shown as asked."""
+
+    exit_code = 9
+
+
 class DashboardError(SmartfabError):
     """A dashboard cannot be published, listed or served as asked."""
 

@@ -93,7 +93,10 @@ def test_group_properties(sf_alliance: Alliance) -> None:
         "partners": ["acme-machining", "tu-wear-lab"],
         "datasets": ["bearing-run-to-failure", "spindle-thermal"],
         "dashboards": ["machine-health"],
+        "programs": [],
     }
+    voltronic = c.JupyterHub.load_groups["voltronic"]["properties"]
+    assert voltronic["programs"] == ["bearing-fault-detector"]
     viewers = c.JupyterHub.load_groups["acme-machining-viewers"]["properties"]
     assert viewers["viewers_of"] == "acme-machining"
     assert viewers["kind"] == "firm"

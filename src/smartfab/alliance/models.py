@@ -81,6 +81,11 @@ class Grants(_Strict):
 
     datasets: list[GrantId] = Field(default_factory=list)
     dashboards: list[GrantId] = Field(default_factory=list)
+    programs: list[GrantId] = Field(
+        default_factory=list,
+        description="Programs of other teams this team may run (on its own data) and whose "
+        "reports of its own runs it sees.",
+    )
 
 
 class Team(_Strict):

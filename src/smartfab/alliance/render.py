@@ -72,6 +72,7 @@ def set_groups(c: Config, alliance: Alliance) -> None:
             "partners": list(team.partners),
             "datasets": list(team.grants.datasets),
             "dashboards": list(team.grants.dashboards),
+            "programs": list(team.grants.programs),
         }
         groups[team.id] = {"users": team.workers, "properties": properties}
         groups[team.viewers_group] = {

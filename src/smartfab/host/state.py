@@ -78,6 +78,11 @@ class StateDir:
         return self.root / "datasets"
 
     @property
+    def programs(self) -> Path:
+        """The program registry (see :mod:`smartfab.programs.registry`)."""
+        return self.root / "programs"
+
+    @property
     def homes(self) -> Path:
         """Per-user home folders in single-account mode."""
         return self.root / "homes"

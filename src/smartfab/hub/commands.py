@@ -23,7 +23,9 @@ def check_command(
     ] = DEFAULT_ALLIANCE_FILE,
     state_dir: Annotated[
         Path | None,
-        typer.Option(help="Also accept dashboard grants of apps published in this state dir."),
+        typer.Option(
+            help="Also accept grants of apps published and programs registered in this state dir."
+        ),
     ] = None,
 ) -> None:
     """Validate an alliance file; list every problem with file, line and field path.

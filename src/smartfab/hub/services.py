@@ -69,15 +69,23 @@ def no_confirm_clients() -> list[str]:
 
 
 def grant_references(state_dir: Path | None = None) -> list[GrantReferences]:
-    """What the alliance file's grants may name: the curated datasets, and the dashboards
-    (curated, or published in ``state_dir``)."""
+    """What the alliance file's grants may name: the curated datasets, the dashboards
+    (curated, or published in ``state_dir``) and the programs (of the library, or registered in
+    ``state_dir``)."""
     from smartfab.datasets.cards import load_cards
     from smartfab.datasets.catalog import default_cards_dir
+    from smartfab.host.state import StateDir
+    from smartfab.programs.library import curated_programs
+    from smartfab.programs.registry import ProgramRegistry
 
     datasets = frozenset(load_cards(default_cards_dir()))
+    programs = set(curated_programs())
+    if state_dir is not None:
+        programs |= set(ProgramRegistry(StateDir(state_dir).programs).ids())
     return [
         GrantReferences(kind="datasets", noun="dataset", known=datasets),
         dashboards.dashboard_references(state_dir),
+        GrantReferences(kind="programs", noun="program", known=frozenset(programs)),
     ]
 
 

@@ -1,0 +1,1 @@
+"""The program registry and its commands."""
