@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tests.support.hubtools import DEMO_ALLIANCE
+from tests.support.hubtools import DEMO_ALLIANCE, ROOT
 
 #: text only in the fixtures' code cells: it must never reach a viewer's browser
 SOURCE_MARKER = "sf_source_marker_7d41"
@@ -115,7 +115,8 @@ def project_library(alliance: Path) -> Path:
 
 def make_project(root: Path, real_apps: dict[str, Path] | None = None) -> Path:
     """``root/hub/alliance.yaml`` (the demo one) and ``root/notebooks``, an alliance library
-    whose ``apps`` are fixture apps (see :func:`project_library`); return the alliance file.
+    whose ``apps`` are fixture apps and whose ``programs`` are the real ones (see
+    :func:`project_library`); return the alliance file.
 
     ``machine-health`` (acme) and ``oee-dashboard`` (voltronic) are probes of who their kernel
     runs as; ``real_apps`` (dashboard id -> notebook) replaces ``spc-chart`` or ``oee-dashboard``
@@ -127,6 +128,8 @@ def make_project(root: Path, real_apps: dict[str, Path] | None = None) -> Path:
     hub.mkdir(parents=True)
     apps.mkdir(parents=True)
     shutil.copy(DEMO_ALLIANCE, hub / "alliance.yaml")
+    # the library's programs are the real ones: the demo alliance grants one
+    shutil.copytree(ROOT / "notebooks" / "programs", root / "notebooks" / "programs")
     (apps / "dashboards.yaml").write_text(REGISTRY)
     write_notebook(apps / "machine_health.ipynb", PROBE_APP)
     write_notebook(apps / "tool_life.ipynb", simple_app("tool life"))
