@@ -233,3 +233,16 @@ def test_commands_refuse_an_unknown_team_or_program(tmp_path: Path, sf_program: 
     assert not (tmp_path / "state").exists()
     shown = _smartfab("programs", "show", "nope", *state)
     assert shown.returncode == 9 and "unknown program 'nope'" in shown.stderr
+
+
+def test_two_specs_with_one_batch_name_are_refused(
+    sf_registry: ProgramRegistry, sf_program: Path
+) -> None:
+    twin = sf_program.with_name("twin.yaml")
+    twin.write_text(sf_program.read_text().replace("confirm: 2", "confirm: 3"))
+    with pytest.raises(ProgramError, match="batch name 'bearing-fault-detector' is used by more"):
+        sf_registry.register([sf_program, twin], team="acme-machining", registered_by="ben")
+    assert sf_registry.ids() == []
+    twin.write_text(twin.read_text().replace("name: bearing-fault-detector", "name: confirm-3"))
+    done = sf_registry.register([sf_program, twin], team="acme-machining", registered_by="ben")
+    assert list(done.version.specs) == ["bearing-fault-detector", "confirm-3"]
