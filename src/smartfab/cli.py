@@ -21,6 +21,13 @@ def _add_commands() -> None:
     from smartfab.hub.commands import app as hub_app
     from smartfab.programs.commands import app as programs_app
     from smartfab.runs.commands import app as runs_app
+    from smartfab.testbench import commands as testbench
+
+    # the test bench's commands work on programs, through the service
+    programs_app.command("register")(testbench.register_command)
+    programs_app.command("submit")(testbench.submit_command)
+    programs_app.command("batch")(testbench.batch_command)
+    programs_app.command("cancel")(testbench.cancel_command)
 
     app.add_typer(hub_app, name="hub")
     app.add_typer(datasets_app, name="datasets")

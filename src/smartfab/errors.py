@@ -184,3 +184,25 @@ class DashboardError(SmartfabError):
     """A dashboard cannot be published, listed or served as asked."""
 
     exit_code = 8
+
+
+class TestBenchError(SmartfabError):
+    """The test bench cannot take, queue or run a batch as asked."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+    exit_code = 10
+
+
+class SubmissionError(TestBenchError):
+    """A request to the test bench is refused; ``status`` is its HTTP status (400 malformed,
+    403 not allowed, 404 unknown, 422 invalid) and ``problems`` say what is wrong, field by
+    field."""
+
+    def __init__(self, status: int, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.problems = problems or []
+
+    def __str__(self) -> str:
+        lines = [self.args[0], *(f"  {p.path}: {p.message}" for p in self.problems)]
+        return "\n".join(lines)

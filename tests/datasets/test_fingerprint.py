@@ -363,7 +363,7 @@ print(json.dumps(out))
 def test_every_curated_dataset_verifies_with_other_cpu_features(tmp_path: Path) -> None:
     """Each synthetic default build, made with numpy's vectorised code paths above the baseline
     switched off (as on a CPU without AVX-512 or AVX2), is accepted by its card; on a CPU that
-    has such paths, some of those builds have other bytes, which is why bytes are not pinned."""
+    has such paths, some of those builds may have other bytes, which is why bytes are not pinned."""
     import json
     import os
     import subprocess
@@ -391,8 +391,9 @@ def test_every_curated_dataset_verifies_with_other_cpu_features(tmp_path: Path) 
     assert set(here) == set(other) and len(here) >= 6
     refused = {k: v for k, v in {**here, **other}.items() if not re.fullmatch(r"[0-9a-f]{64}", v)}
     assert not refused, refused
-    if present:  # this CPU had faster paths to switch off: the bytes must have moved somewhere
-        assert any(here[k] != other[k] for k in here), (present, here)
+    # whether switching the faster paths off changes any bytes depends on the CPU (with AVX-512
+    # some builds move, with AVX2 alone none may): what must hold on every CPU is that each build,
+    # with or without them, is accepted by its card (above)
 
 
 def test_content_records_are_bound_to_their_bytes(sf_curated: Callable[..., Catalog]) -> None:

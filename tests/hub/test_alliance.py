@@ -198,6 +198,11 @@ MALFORMED: dict[str, tuple[str, str, list[str]]] = {
         "people[2].name",
         ["'dash-acme'", "'dash-'", "reserved", "dashboards"],
     ),
+    "person-name-run-accounts-reserved": (
+        HEAD + f"  - name: run-acme  {MARK}\n",
+        "people[2].name",
+        ["'run-acme'", "'run-'", "reserved", "test-bench"],
+    ),
     "team-id-viewers-suffix": (
         HEAD + ACME.replace("id: acme", f"id: acme-viewers  {MARK}"),
         "teams[0].id",

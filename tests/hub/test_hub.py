@@ -445,7 +445,8 @@ def test_hub_status_reports_what_runs(sf_hub: RunningHub) -> None:
 
 
 def test_stop_ends_everything_and_restart_keeps_state(sf_hub: RunningHub) -> None:
-    """SIGTERM stops hub, proxy and servers; a restart keeps accounts, groups and files."""
+    """SIGTERM and `hub down` stop hub, proxy and servers; a restart keeps accounts, groups and
+    files."""
     launcher = psutil.Process(sf_hub.proc.pid if sf_hub.proc else 0)
     started = launcher.children(recursive=True)
     commands = [" ".join(p.cmdline()) for p in started]

@@ -1,7 +1,9 @@
 """The launcher stays in charge of everything the hub started, even when the hub dies.
 
-``smartfab hub up`` is a child subreaper: when JupyterHub is killed, its proxy and services are
-re-parented to the launcher instead of PID 1, and the launcher stops and reaps them by pid.
+``smartfab hub up`` is a child subreaper: when JupyterHub is killed, its services are
+re-parented to the launcher instead of PID 1, and the launcher stops and reaps them by pid. The
+proxy (the launcher's own child) and the single-user servers are spared: they outlive the hub
+until ``smartfab hub down``.
 """
 
 from __future__ import annotations
@@ -58,17 +60,20 @@ def _start_hub(factory: Callable[..., RunningHub]) -> tuple[RunningHub, psutil.P
     return hub, jupyterhub
 
 
-def test_killed_hub_leaves_no_orphans(
+def test_killed_hub_leaves_no_orphaned_services_and_keeps_the_proxy(
     sf_subreaper: None, sf_hub_factory: Callable[..., RunningHub]
 ) -> None:
-    """SIGKILL to JupyterHub: the launcher exits non-zero and stops its proxy and services."""
+    """SIGKILL to JupyterHub: the launcher exits non-zero and stops its services; the proxy,
+    the launcher's own child, keeps running for the next start until `smartfab hub down`."""
     hub, jupyterhub = _start_hub(sf_hub_factory)
     assert hub.proc is not None
     below: list[psutil.Process] = []
+    proxy = psutil.Process(int((hub.state_dir / "proxy.pid").read_text()))
     try:
+        assert proxy.ppid() == hub.proc.pid
+        assert "configurable-http-proxy" in " ".join(proxy.cmdline())
         below = jupyterhub.children(recursive=True)
         commands = {p.pid: " ".join(p.cmdline()) for p in below}
-        assert any("configurable-http-proxy" in c for c in commands.values()), commands
         assert any("jupyterhub_idle_culler" in c for c in commands.values()), commands
         assert any("smartfab.dashboards" in c for c in commands.values()), commands
 
@@ -78,10 +83,16 @@ def test_killed_hub_leaves_no_orphans(
         left = {p.pid: commands[p.pid] for p in below if p.is_running()}  # zombies too
         assert not left, hub.log()[-4000:]
         assert not (hub.state_dir / "hub-run.json").exists()
+        assert proxy.is_running() and proxy.status() != psutil.STATUS_ZOMBIE
+        assert "smartfab hub down" in hub.log()
+
+        hub.down()
+        proxy.wait(timeout=30)  # adopted by us (a subreaper) when the launcher exited: reaped
+        assert not proxy.is_running()
     finally:
         if hub.proc.poll() is None:
             hub.stop(timeout=30)
-        _kill_and_reap(below)
+        _kill_and_reap([*below, proxy])
 
 
 def test_orphans_exiting_while_the_hub_runs_are_reaped(

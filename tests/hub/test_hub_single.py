@@ -52,7 +52,8 @@ def test_member_gets_jupyterlab_and_team_folder(sf_single_hub: RunningHub) -> No
 
 
 def test_ctrl_c_stops_everything(sf_single_hub: RunningHub) -> None:
-    """SIGINT (Ctrl-C in the terminal) stops the hub, the proxy and the servers it started."""
+    """SIGINT (Ctrl-C in the terminal) stops the hub, and `hub down` (run by the fixture's stop)
+    the proxy and the servers it left running."""
     assert sf_single_hub.proc is not None
     started = psutil.Process(sf_single_hub.proc.pid).children(recursive=True)
     assert any("jupyterhub-singleuser" in " ".join(p.cmdline()) for p in started)

@@ -236,11 +236,15 @@ def test_set_state_postgres(sf_settings: HubSettings) -> None:
 
 
 def test_set_proxy(sf_settings: HubSettings) -> None:
-    """The hub starts configurable-http-proxy from the settings' command with the token."""
+    """The hub uses configurable-http-proxy with the token; the launcher runs it (so that it
+    outlives a restart of the hub), and the hub leaves servers and proxy running when it stops."""
     c = Config()
     hub_config.set_proxy(c, sf_settings, "tok123")
+    hub_config.set_restartable(c)
     assert c.JupyterHub.proxy_class == "configurable-http-proxy"
-    assert c.ConfigurableHTTPProxy.should_start is True
+    assert c.ConfigurableHTTPProxy.should_start is False
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.JupyterHub.cleanup_proxy is False
     assert c.ConfigurableHTTPProxy.command == ["chp"]
     assert c.ConfigurableHTTPProxy.auth_token == "tok123"
 
@@ -269,11 +273,18 @@ def test_set_spawner(sf_settings: HubSettings, tmp_path: Path) -> None:
     assert c.SmartfabSpawner.state_dir == str(tmp_path / "state")
     assert c.Spawner.cmd == ["/opt/py/bin/jupyterhub-singleuser"]
     assert c.Spawner.default_url == "/lab"
+    # a server's token may use the test bench, whose address its environment gives
+    assert "access:services!service=testbench" in c.Spawner.server_token_scopes
+    assert "access:servers!server" in c.Spawner.server_token_scopes
+    assert c.Spawner.environment == {
+        "SMARTFAB_TESTBENCH_URL": f"{sf_settings.url}services/testbench/"
+    }
 
 
 def test_services(sf_settings: HubSettings, sf_alliance: Alliance) -> None:
     """The idle culler gets the configured timeout and only the scopes it needs; the dashboards
-    service is pointed at the settings file (never handed settings as options)."""
+    and test bench services are pointed at the settings file (never handed settings as
+    options)."""
     services = {s["name"]: s for s in hub_services.service_definitions(sf_settings, "st0k")}
     culler = services[hub_services.IDLE_CULLER]
     assert culler["command"][0] == sys.executable
@@ -293,7 +304,13 @@ def test_services(sf_settings: HubSettings, sf_alliance: Alliance) -> None:
     assert dashboards["command"] == [sys.executable, "-m", "smartfab.dashboards.service"]
     settings_file = sf_settings.state_dir / "hub-settings.json"
     assert dashboards["environment"][SETTINGS_ENV] == str(settings_file)
-    assert hub_services.no_confirm_clients() == ["service-dashboards"]
+    # the test bench likewise: its own module, the settings file, no options, no consent page
+    testbench = services["testbench"]
+    assert testbench["command"] == [sys.executable, "-m", "smartfab.testbench.service"]
+    assert testbench["environment"][SETTINGS_ENV] == str(settings_file)
+    assert "access:services!service=testbench" in roles["testbench-user"]["scopes"]
+    assert roles["testbench-user"]["groups"] == roles["dashboards-viewer"]["groups"]
+    assert hub_services.no_confirm_clients() == ["service-dashboards", "service-testbench"]
 
 
 def test_apply_hub_config(sf_settings: HubSettings, sf_alliance: Alliance) -> None:

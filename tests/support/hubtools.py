@@ -108,20 +108,27 @@ class HubClient:
         return self.api("DELETE", f"users/{owner or self.user}/server")
 
 
-async def run_in_kernel(
-    base_url: str, owner: str, token: str, code: str, timeout: float = 60
+def start_kernel(base_url: str, owner: str, token: str) -> str:
+    """Start a python3 kernel in ``owner``'s server; return its id."""
+    reply = requests.post(
+        f"{base_url}user/{owner}/api/kernels",
+        headers={"Authorization": f"token {token}"},
+        json={"name": "python3"},
+        timeout=60,
+    )
+    reply.raise_for_status()
+    return str(reply.json()["id"])
+
+
+async def execute_in_kernel(
+    base_url: str, owner: str, token: str, kernel_id: str, code: str, timeout: float = 60
 ) -> dict[str, Any]:
-    """Execute ``code`` in a new kernel of ``owner``'s server; return stdout and any error.
+    """Execute ``code`` in a running kernel of ``owner``'s server; return stdout and any error.
 
     Speaks the Jupyter messaging protocol over the server's websocket, like a notebook does.
     """
     headers = {"Authorization": f"token {token}"}
-    api = f"{base_url}user/{owner}/api/kernels"
-    kernel = requests.post(api, headers=headers, json={"name": "python3"}, timeout=60)
-    kernel.raise_for_status()
-    kernel_id = kernel.json()["id"]
-    ws_url = api.replace("http", "ws", 1) + f"/{kernel_id}/channels"
-
+    ws_url = f"{base_url}user/{owner}/api/kernels/{kernel_id}/channels".replace("http", "ws", 1)
     conn = await websocket_connect(HTTPRequest(ws_url, headers=headers, connect_timeout=30))
     msg_id = uuid.uuid4().hex
     conn.write_message(
@@ -163,8 +170,23 @@ async def run_in_kernel(
             raise TimeoutError("kernel did not finish in time")
     finally:
         conn.close()
-        requests.delete(f"{api}/{kernel_id}", headers=headers, timeout=30)
     return result
+
+
+async def run_in_kernel(
+    base_url: str, owner: str, token: str, code: str, timeout: float = 60
+) -> dict[str, Any]:
+    """Execute ``code`` in a new kernel of ``owner``'s server (shut down after); return stdout
+    and any error."""
+    kernel_id = start_kernel(base_url, owner, token)
+    try:
+        return await execute_in_kernel(base_url, owner, token, kernel_id, code, timeout)
+    finally:
+        requests.delete(
+            f"{base_url}user/{owner}/api/kernels/{kernel_id}",
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        )
 
 
 def free_ports(count: int) -> list[int]:
@@ -194,18 +216,25 @@ class RunningHub:
     program: str = SMARTFAB
     cwd: Path = ROOT
     env: dict[str, str] | None = None
-    port: int = 0
+    #: public, hub API and proxy API ports: chosen at the first start, kept by restarts (a
+    #: restarted hub reuses the proxy still listening on them)
+    ports: list[int] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     starts: int = 0
+
+    @property
+    def port(self) -> int:
+        return self.ports[0] if self.ports else 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
     def command(self) -> list[str]:
-        port, hub_port, api_port = free_ports(3)
-        self.port = port
+        if not self.ports:
+            self.ports = free_ports(3)
+        port, hub_port, api_port = self.ports
         return [
             self.program, "hub", "up",
             "--config", str(self.alliance),
@@ -246,18 +275,40 @@ class RunningHub:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
-    def stop(self, timeout: float = 120, signum: int = signal.SIGTERM) -> int:
-        """Signal the launcher as an operator would (SIGTERM, or SIGINT for Ctrl-C); wait."""
+    def stop(
+        self, timeout: float = 120, signum: int = signal.SIGTERM, keep_servers: bool = False
+    ) -> int:
+        """Signal the launcher as an operator would (SIGTERM, or SIGINT for Ctrl-C); wait.
+
+        The launcher leaves the proxy and the servers running; unless ``keep_servers`` (a
+        restart), ``smartfab hub down`` then stops them too. Returns the launcher's status.
+        """
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signum)
+                try:
+                    self.proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+                    raise
+        finally:
+            if not keep_servers:
+                self.down()
         return self.proc.returncode
+
+    def down(self) -> subprocess.CompletedProcess[str] | None:
+        """``smartfab hub down`` on the state directory (if there is one); it must succeed."""
+        if not self.state_dir.is_dir():
+            return None
+        env = dict(os.environ if self.env is None else self.env)
+        done = subprocess.run(
+            [self.program, "hub", "down", "--state-dir", str(self.state_dir)],
+            capture_output=True, text=True, cwd=self.cwd, env=env, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, f"smartfab hub down failed:\n{done.stdout}{done.stderr}"
+        return done
 
     def password(self, user: str) -> str:
         return (self.state_dir / "initial-passwords" / user).read_text().strip()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smartfab.alliance.models import VIEWERS_SUFFIX, TeamKind
-from smartfab.host.names import DASHBOARD_USER_PREFIX, WORKSPACE_PREFIX
+from smartfab.host.names import DASHBOARD_USER_PREFIX, RUN_USER_PREFIX, WORKSPACE_PREFIX
 
 #: (field path, message)
 Finding = tuple[tuple[str | int, ...], str]
@@ -89,6 +89,7 @@ def _reserved_names(
     reserved = (
         (WORKSPACE_PREFIX, "team workspaces"),
         (DASHBOARD_USER_PREFIX, "the accounts that run each team's dashboards"),
+        (RUN_USER_PREFIX, "the accounts that run each team's test-bench batches"),
     )
     for index, person in people:
         name = _text(person, "name")

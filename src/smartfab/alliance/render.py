@@ -125,6 +125,19 @@ def set_roles(c: Config, alliance: Alliance, services: list[dict[str, Any]] | No
     c.JupyterHub.load_roles = roles
 
 
+def service_access_role(
+    alliance: Alliance, service: str, role: str, description: str
+) -> dict[str, Any]:
+    """Role for every team group and viewers group of the alliance: open the managed service
+    ``service``, whose OAuth identity then carries the person's groups."""
+    return {
+        "name": role,
+        "description": description,
+        "scopes": [f"access:services!service={service}", "read:users:groups!user"],
+        "groups": [g for team in alliance.teams for g in (team.id, team.viewers_group)],
+    }
+
+
 def set_admins(c: Config, alliance: Alliance) -> None:
     """Hub administrators are the people marked ``admin: true``."""
     c.Authenticator.admin_users = set(alliance.admins)

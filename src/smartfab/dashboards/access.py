@@ -10,26 +10,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from smartfab.alliance.models import VIEWERS_SUFFIX, Alliance
+from smartfab.alliance.render import service_access_role
 from smartfab.dashboards.registry import Dashboard
 
 SERVICE_NAME = "dashboards"
 ACCESS_ROLE = "dashboards-viewer"
 
 
-def access_scopes() -> list[str]:
-    """Open the service, and let its OAuth identity carry the person's groups."""
-    return [f"access:services!service={SERVICE_NAME}", "read:users:groups!user"]
-
-
 def access_role(alliance: Alliance) -> dict[str, object]:
     """Role for every team group and viewers group of the alliance."""
-    groups = [g for team in alliance.teams for g in (team.id, team.viewers_group)]
-    return {
-        "name": ACCESS_ROLE,
-        "description": "Open the dashboards granted to one's teams (service 'dashboards').",
-        "scopes": access_scopes(),
-        "groups": groups,
-    }
+    return service_access_role(
+        alliance,
+        SERVICE_NAME,
+        ACCESS_ROLE,
+        "Open the dashboards granted to one's teams (service 'dashboards').",
+    )
 
 
 def teams_of_groups(groups: Iterable[str], team_ids: Iterable[str]) -> set[str]:

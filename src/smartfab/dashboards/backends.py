@@ -16,17 +16,17 @@ import asyncio
 import logging
 import os
 import pwd
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from smartfab.atomicfile import write_atomic
 from smartfab.dashboards.access import DashboardAccess
 from smartfab.dashboards.registry import Dashboard, DashboardCatalog
-from smartfab.dashboards.voila import RunAs, VoilaProcess
+from smartfab.dashboards.voila import VoilaProcess
 from smartfab.errors import DashboardError
 from smartfab.host.layout import Layout
 from smartfab.host.provision import ensure_dashboard_account
+from smartfab.host.runas import RunAs, account_environment, ensure_account_dir, team_account
 from smartfab.host.settings import SpawnMode
 
 log = logging.getLogger("smartfab.dashboards")
@@ -34,45 +34,12 @@ log = logging.getLogger("smartfab.dashboards")
 #: a team's served folder: the service writes, the team's dashboards account reads (setgid:
 #: notebooks copied in belong to the account's group)
 TEAM_SERVE_MODE = 0o2750
-#: environment variables of the service that Voila and its kernels may keep
-PASSED_ENV = ("LANG", "LC_ALL", "TZ", "SMARTFAB_CARDS_DIR", "SMARTFAB_VERIFY")
 
 SINGLE_MODE_WARNING = """\
 !!! WARNING: single-account mode: ISOLATION IS OFF !!!
 Dashboard kernels of every team run as {account}, the hub's own account: one firm's apps can
 read every other firm's data. Use this only for development; run the hub as root for
 system-account mode, where each team's dashboards run as '<prefix>dash-<team>'."""
-
-
-def voila_environment(home: Path, account: str, datasets: dict[str, str]) -> dict[str, str]:
-    """The whole environment of a team's Voila and its kernels, built from scratch."""
-    env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
-    env.update(
-        {
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
-            "HOME": str(home),
-            "USER": account,
-            "LOGNAME": account,
-            "SHELL": "/bin/bash",
-            "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
-            "JUPYTER_DATA_DIR": str(home / ".local" / "share" / "jupyter"),
-            "JUPYTER_RUNTIME_DIR": str(home / ".local" / "share" / "jupyter" / "runtime"),
-            "IPYTHONDIR": str(home / ".ipython"),
-            # public synthetic datasets are built here on first use
-            "SMARTFAB_DATA_DIR": str(home / "datasets"),
-            **datasets,
-        }
-    )
-    return env
-
-
-def ensure_account_dir(path: Path, identity: RunAs) -> None:
-    """Create ``path`` inside the account's home; every level created belongs to the account."""
-    missing = [p for p in (path, *path.parents) if p.is_relative_to(identity.home)]
-    for folder in reversed(missing):
-        if not folder.exists():
-            folder.mkdir(mode=0o700)
-            os.chown(folder, identity.uid, identity.gid)
 
 
 def teams_with_dashboards(catalog: DashboardCatalog, access: DashboardAccess) -> list[str]:
@@ -129,15 +96,7 @@ class TeamVoilas:
     def identity(self, team: str) -> RunAs:
         """Ensure the team's account and home (idempotent); who its Voila runs as."""
         home = ensure_dashboard_account(self.layout, team)
-        if self.layout.mode is SpawnMode.single:
-            return RunAs.current(home)
-        account = pwd.getpwnam(self.layout.system_user(self.layout.dashboard_user(team)))
-        return RunAs(
-            uid=account.pw_uid,
-            gid=account.pw_gid,
-            groups=os.getgrouplist(account.pw_name, account.pw_gid),
-            home=Path(account.pw_dir),
-        )
+        return team_account(self.layout, self.layout.dashboard_user(team), home)
 
     def sync_team(self, team: str, identity: RunAs) -> None:
         """Copy the notebooks of ``team``'s dashboards into its served folder."""
@@ -163,14 +122,8 @@ class TeamVoilas:
         identity = self.identity(team)
         self.sync_team(team, identity)
         grants = {t.id: t.grants.datasets for t in self.access.alliance.teams}
-        account = (
-            self.layout.system_user(self.layout.dashboard_user(team))
-            if self.layout.mode is SpawnMode.system
-            else pwd.getpwuid(os.getuid()).pw_name
-        )
         # the same view of the datasets as the team's own servers
-        datasets = self.layout.dataset_environment([team], grants)
-        env = voila_environment(identity.home, account, datasets)
+        env = account_environment(identity, self.layout.dataset_environment([team], grants))
         voila = VoilaProcess(
             serve_dir=self.serve_dir(team),
             base_url=self.base_url,
@@ -181,7 +134,7 @@ class TeamVoilas:
         )
         ensure_account_dir(Path(env["JUPYTER_RUNTIME_DIR"]), identity)
         voila.start()
-        log.info("voila of team %s as %s at %s", team, account, voila.url)
+        log.info("voila of team %s as %s at %s", team, identity.name, voila.url)
         return voila
 
     def start_all(self) -> None:

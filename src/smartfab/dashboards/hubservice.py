@@ -8,7 +8,6 @@ same settings file as the hub.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from smartfab.alliance import Alliance
@@ -16,11 +15,10 @@ from smartfab.dashboards.access import SERVICE_NAME, DashboardAccess, access_rol
 from smartfab.dashboards.backends import teams_with_dashboards
 from smartfab.dashboards.checks import dashboard_references
 from smartfab.dashboards.registry import DashboardCatalog
-from smartfab.dashboards.voila import free_loopback_port
 from smartfab.host.layout import Layout
+from smartfab.host.managed import managed_service
 from smartfab.host.provision import ensure_dashboard_account
-from smartfab.host.settings import SETTINGS_ENV, HubSettings
-from smartfab.resources import LIBRARY_ENV, library_dir
+from smartfab.host.settings import HubSettings
 
 __all__ = [
     "SERVICE_NAME",
@@ -38,31 +36,8 @@ def oauth_client() -> str:
 
 
 def dashboards_service(settings: HubSettings) -> dict[str, Any]:
-    """Managed service ``dashboards`` on a free loopback port, behind the hub's OAuth.
-
-    Viewers skip the "authorize access" page: the service is the alliance's own, and access to
-    it comes from roles rendered from the alliance file. The service finds the deployment's
-    settings through ``$SMARTFAB_HUB_SETTINGS`` and the alliance library the hub uses through
-    ``$SMARTFAB_LIBRARY_DIR`` (JupyterHub gives a service none of the hub's environment).
-    """
-    private = settings.state_dir / "dashboards"
-    return {
-        "name": SERVICE_NAME,
-        "url": f"http://127.0.0.1:{free_loopback_port()}",
-        "command": [sys.executable, "-m", "smartfab.dashboards.service"],
-        "oauth_no_confirm": True,
-        "display": True,
-        "environment": {
-            SETTINGS_ENV: str(settings.settings_file),
-            # the curated apps installed with smartfab, wherever the alliance file is
-            LIBRARY_ENV: str(library_dir()),
-            # Voila and its kernels keep their Jupyter files apart from any person's
-            "JUPYTER_CONFIG_DIR": str(private / "jupyter-config"),
-            "JUPYTER_RUNTIME_DIR": str(private / "jupyter-runtime"),
-            "IPYTHONDIR": str(private / "ipython"),
-            "HOME": str(private),
-        },
-    }
+    """Managed service ``dashboards`` (see :func:`smartfab.host.managed.managed_service`)."""
+    return managed_service(SERVICE_NAME, "smartfab.dashboards.service", settings)
 
 
 def ensure_dashboard_accounts(settings: HubSettings, alliance: Alliance) -> list[str]:

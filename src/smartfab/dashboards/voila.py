@@ -23,16 +23,10 @@ from pathlib import Path
 
 from smartfab.dashboards.template import TEMPLATE, with_template_path
 from smartfab.errors import DashboardError
+from smartfab.host.loopback import free_loopback_port
 from smartfab.host.privileges import become
+from smartfab.host.runas import RunAs
 from smartfab.prctl import PR_SET_PDEATHSIG, prctl
-
-
-def free_loopback_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 #: JupyterLab extensions installed beside Voila that a dashboard page never needs
 UNUSED_EXTENSIONS = (
@@ -42,21 +36,6 @@ UNUSED_EXTENSIONS = (
 )
 #: files Voila and its kernels create stay private to their account
 VOILA_UMASK = 0o077
-
-
-@dataclass(frozen=True)
-class RunAs:
-    """The account a Voila process and its kernels run as."""
-
-    uid: int
-    gid: int
-    groups: list[int]
-    home: Path
-
-    @classmethod
-    def current(cls, home: Path) -> RunAs:
-        """The service's own account (single mode: no isolation)."""
-        return cls(os.getuid(), os.getgid(), os.getgroups(), home)
 
 
 def _start_child(identity: RunAs | None, cwd: Path) -> None:

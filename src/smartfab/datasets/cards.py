@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from smartfab.datasets.fingerprint import Fingerprint
 from smartfab.errors import ConfigFileError, Problem
@@ -46,6 +54,8 @@ class Kind(StrEnum):
     sample = "sample"
     #: a public dataset read by one of our loaders from a local copy
     external = "external"
+    #: a team's own machine recording, brought in with ``smartfab datasets import``
+    imported = "imported"
 
 
 class CardModel(BaseModel):
@@ -76,19 +86,40 @@ class Upstream(CardModel):
     files: list[FileEntry] = Field(default_factory=list, description="upstream files we know")
 
 
+class RecordingInfo(CardModel):
+    """Who recorded a machine recording, on which machine, when and how (import cards)."""
+
+    machine: str = Field(min_length=1, description="the machine or controller recorded")
+    recorded_by: str = Field(min_length=1, description="person or firm who recorded it")
+    recorded_at: datetime | date
+    method: str = Field(min_length=1, description="sensors, acquisition system, export")
+
+
+class Recording(RecordingInfo):
+    """An imported recording as received: the firm's account of it and the file's bytes."""
+
+    file: FileEntry
+    imported_by: str = Field(min_length=1)
+    imported_at: datetime
+
+
 class Provenance(CardModel):
-    """How the dataset is made: exactly one of generator, loader or shipped files."""
+    """How the dataset is made: exactly one of generator, loader, shipped files or an imported
+    recording."""
 
     generator: str | None = None
     loader: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     seed: int | None = Field(default=None, ge=0)
     upstream: Upstream | None = None
+    recording: Recording | None = None
 
     @model_validator(mode="after")
     def _one_origin(self) -> Provenance:
         if self.generator and self.loader:
             raise ValueError("give either a generator or a loader, not both")
+        if self.recording and (self.generator or self.loader):
+            raise ValueError("an imported recording has neither a generator nor a loader")
         if self.generator and self.seed is None:
             raise ValueError("a generated dataset needs a seed")
         if self.loader and self.upstream is None:
@@ -142,6 +173,8 @@ class DatasetCard(CardModel):
             raise ValueError("an external dataset names its loader under provenance")
         if self.kind is Kind.sample and not self.files:
             raise ValueError("a sample dataset lists its shipped files")
+        if (self.kind is Kind.imported) != (origin.recording is not None):
+            raise ValueError("an imported dataset, and only one, has provenance.recording")
         if self.kind is not Kind.sample and self.files:
             raise ValueError(
                 f"files: only shipped samples pin bytes; a {self.kind.value} build is pinned by "
@@ -164,7 +197,116 @@ class DatasetCard(CardModel):
         return [] if self.access == "public" else list(self.access)
 
 
+#: names of imported variables: plain identifiers (``time`` is the time coordinate's)
+VariableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+#: units a time column may be given in, and their length in seconds
+TIME_UNITS: dict[str, float] = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "min": 60.0, "h": 3600.0}
+
+
+class ImportedVariable(CardModel):
+    """One variable of a recording to import."""
+
+    units: Units
+    long_name: str = Field(min_length=1)
+    description: str = ""
+    column: str | None = Field(
+        default=None,
+        min_length=1,
+        description="CSV column, or netCDF variable, it is read from (default: its name)",
+    )
+
+    @field_validator("units")
+    @classmethod
+    def _udunits_knows(cls, units: str) -> str:
+        """Units UDUNITS can parse (``cf_units``), not only well-formed ones."""
+        from cf_units import Unit  # type: ignore[import-untyped]
+
+        try:
+            Unit(units)
+        except ValueError:
+            raise ValueError("units UDUNITS does not know") from None
+        return units
+
+    def source_name(self, name: str) -> str:
+        """The column or file variable this variable is read from."""
+        return self.column or name
+
+
+class TimeColumn(CardModel):
+    """The recording's own time stamps: numbers in ``units``, or date-times."""
+
+    column: str = Field(min_length=1, description="CSV column, or netCDF variable")
+    units: Literal["s", "ms", "us", "min", "h"] = "s"
+
+
+class CsvFormat(CardModel):
+    """How a CSV export is written (controllers differ)."""
+
+    separator: str = Field(default=",", min_length=1, max_length=1)
+    decimal: Literal[".", ","] = "."
+    skip_rows: int = Field(default=0, ge=0, description="lines before the header line")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CsvFormat:
+        if self.separator == self.decimal:
+            raise ValueError("separator and decimal must differ")
+        return self
+
+
+def _default_tasks() -> list[Task]:
+    return [Task(name="analysis of the team's own recording", metrics=["as the team defines"])]
+
+
+class ImportCard(CardModel):
+    """What a team says about a recording it imports (``smartfab datasets import --card``).
+
+    The import turns it into a full :class:`DatasetCard` (kind ``imported``, ``access`` the
+    team, the content fingerprint of the imported data, the file's sha256).
+    """
+
+    id: DatasetId
+    version: str = Field(default="1.0.0", pattern=SEMVER.pattern)
+    title: str = Field(min_length=1, max_length=160)
+    description: str = Field(min_length=1)
+    recording: RecordingInfo
+    sampling_rate_hz: float = Field(gt=0)
+    time: TimeColumn | None = None
+    variables: dict[VariableName, ImportedVariable] = Field(min_length=1)
+    csv: CsvFormat = Field(default_factory=CsvFormat)
+    license: Spdx = "LicenseRef-proprietary"
+    citation: str | None = Field(default=None, min_length=1)
+    ground_truth: str = Field(default="none: an unlabelled machine recording", min_length=1)
+    tasks: list[Task] = Field(default_factory=_default_tasks, min_length=1)
+    caveats: list[str] = Field(default_factory=list)
+
+    @field_validator("variables")
+    @classmethod
+    def _not_time(cls, variables: dict[str, ImportedVariable]) -> dict[str, ImportedVariable]:
+        if "time" in variables:
+            raise ValueError("'time' is the name of the time coordinate; name the variable else")
+        return variables
+
+    @model_validator(mode="after")
+    def _time_apart(self) -> ImportCard:
+        if self.time is not None:
+            sources = {v.source_name(n) for n, v in self.variables.items()}
+            if self.time.column in sources:
+                raise ValueError(f"time.column {self.time.column!r} is also a variable")
+        return self
+
+
 CARD_SUFFIX = ".yaml"
+
+
+def load_import_card(path: Path) -> ImportCard:
+    """Read and validate an import card (see :class:`ImportCard`).
+
+    Raises
+    ------
+    ConfigFileError
+        Naming the card, the field path and line, and the problem (every problem at once).
+    """
+    return validate_document(load_yaml_document(path), ImportCard)
 
 
 def load_card(path: Path) -> DatasetCard:

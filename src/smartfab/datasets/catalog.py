@@ -8,6 +8,11 @@ file before opening, or each segment as it is read, see :mod:`smartfab.datasets.
 shipped samples are files, and their card pins their bytes. A mismatch is an error that names
 the file and both hashes, or the variable, the statistic and both values; nothing is ever
 silently rebuilt over it.
+
+A team's own recordings (``smartfab datasets import``, :mod:`smartfab.datasets.imports`) join
+the catalog from the ``cards/`` folder of each shared folder the process may read (inside the
+hub, the ``.datasets`` folder of each of the user's teams); their builds are the files beside
+those cards, checked like any other.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +52,7 @@ from smartfab.datasets.manifest import (
     save_manifest,
 )
 from smartfab.datasets.registry import Registry
-from smartfab.errors import ChecksumError, DatasetError, UnknownDatasetError
+from smartfab.errors import ChecksumError, DatasetError, ParameterError, UnknownDatasetError
 from smartfab.host.names import SHARED_DATA_ENV
 
 #: samples per chunk along ``time`` (about 0.5 MB of float64): big enough for fast reads
@@ -56,6 +62,8 @@ TIME_CHUNK = 65536
 #: paying for a dask graph (70 ms on the first computation of a new process)
 DASK_MIN_BYTES = 32 << 20
 NETCDF_ENGINE: Final = "h5netcdf"
+#: folder of the cards of imported recordings inside a shared folder (see datasets.imports)
+IMPORTED_CARDS_DIR: Final = "cards"
 
 
 VERIFY_ENV = "SMARTFAB_VERIFY"
@@ -162,6 +170,8 @@ class Catalog:
     #: files of at least this many bytes open dask-chunked along time (see DASK_MIN_BYTES)
     dask_min_bytes: int = DASK_MIN_BYTES
     _cards: dict[str, DatasetCard] | None = field(default=None, init=False, repr=False)
+    #: imported datasets: the shared folder whose ``cards/`` holds each card, by id
+    _imported: dict[str, Path] = field(default_factory=dict, init=False, repr=False)
     _verified: VerifiedFiles = field(default_factory=VerifiedFiles, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -174,10 +184,44 @@ class Catalog:
 
     @property
     def cards(self) -> dict[str, DatasetCard]:
-        """Every card, validated (read once)."""
+        """Every card, validated (read once): the curated ones, then the imported recordings
+        in the ``cards/`` folder of each shared folder."""
         if self._cards is None:
-            self._cards = load_cards(self.cards_dir)
+            cards = load_cards(self.cards_dir)
+            self._imported = {}
+            for shared in self.shared_dirs:
+                for card in self._imported_cards(shared):
+                    if card.id in cards:
+                        known = self._imported.get(card.id, self.cards_dir)
+                        warnings.warn(
+                            f"{shared / IMPORTED_CARDS_DIR}: {card.id} is ignored: the id is "
+                            f"taken by the card in {known}",
+                            stacklevel=2,
+                        )
+                        continue
+                    cards[card.id] = card
+                    self._imported[card.id] = shared
+            self._cards = cards
         return self._cards
+
+    @staticmethod
+    def _imported_cards(shared: Path) -> list[DatasetCard]:
+        """The imported recordings' cards in the shared folder ``shared`` (none where the folder
+        is absent or the OS says no); a card that is not an import is refused."""
+        folder = shared / IMPORTED_CARDS_DIR
+        try:
+            if not folder.is_dir():
+                return []
+            found = load_cards(folder)
+        except PermissionError:
+            return []  # a team folder of another team
+        for card in found.values():
+            if card.kind is not Kind.imported:
+                raise DatasetError(
+                    f"{folder / card.id}.yaml: kind: {card.kind.value!r}; only imported "
+                    "recordings (kind: imported) join the catalog from a shared folder"
+                )
+        return sorted(found.values(), key=lambda c: c.id)
 
     def card(self, dataset_id: str) -> DatasetCard:
         try:
@@ -210,7 +254,17 @@ class Catalog:
         return folder / f"{card.id}-{variant_key(parameters)}.nc"
 
     def find_build(self, card: DatasetCard, parameters: dict[str, Any] | None = None) -> Path:
-        """The curated build in a shared folder if there is one, else the own data dir's."""
+        """The curated build in a shared folder if there is one, else the own data dir's; an
+        imported recording's file is the one beside its card."""
+        if card.kind is Kind.imported:
+            if parameters:
+                raise ParameterError(
+                    f"{card.id} is an imported recording: it takes no parameters "
+                    f"(got {', '.join(sorted(parameters))})"
+                )
+            origin = self._imported.get(card.id)
+            if origin is not None:
+                return self.build_path(card, None, origin)
         for shared in self.shared_dirs:
             path = self.build_path(card, parameters, shared)
             try:
@@ -269,6 +323,11 @@ class Catalog:
         card = self.info(dataset_id)
         if card.kind is Kind.sample:
             return self.sample_path(card.files[0])
+        if card.kind is Kind.imported:
+            path = self.find_build(card, parameters)
+            if not path.exists():
+                raise _missing_import(card, path)
+            return path
         path = self.build_path(card, parameters)
         if path.exists() and not force:
             return path
@@ -328,6 +387,8 @@ class Catalog:
         else:
             path = self.find_build(card, parameters)
             if not path.exists():
+                if card.kind is Kind.imported:
+                    raise _missing_import(card, path)
                 if card.kind is Kind.external:
                     raise DatasetError(
                         f"{card.id} has not been built here: "
@@ -394,8 +455,9 @@ class Catalog:
             if card.kind is Kind.sample:
                 candidates = [(self.sample_path(e), e.sha256) for e in card.files]
             else:
-                folder = self.data_dir / card.id / card.version
-                default = self.build_path(card)
+                default = self.find_build(card) if card.kind is Kind.imported else None
+                default = default or self.build_path(card)
+                folder = default.parent
                 builds = sorted(folder.glob("*.nc")) if folder.is_dir() else []
                 if default not in builds:
                     builds.insert(0, default)
@@ -416,6 +478,14 @@ class Catalog:
         except DatasetError as exc:  # ContentMismatchError, or a damaged record
             return Verified(card.id, str(path), sha256, str(exc), "mismatch")
         return Verified(card.id, str(path), sha256, sha256, "ok")
+
+
+def _missing_import(card: DatasetCard, path: Path) -> DatasetError:
+    """The file of an imported recording is gone: only a new import brings it back."""
+    return DatasetError(
+        f"{card.id}: the imported recording {path} is missing; import it again: "
+        f"smartfab datasets import FILE --card CARD --team TEAM --replace"
+    )
 
 
 def _verify_file(dataset_id: str, path: Path, expected: str | None) -> Verified:

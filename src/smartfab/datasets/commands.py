@@ -1,4 +1,4 @@
-"""``smartfab datasets list | info ID | build ID | verify [ID]``."""
+"""``smartfab datasets list | info ID | build ID | verify [ID] | pin ID | import FILE``."""
 
 from __future__ import annotations
 
@@ -171,3 +171,40 @@ def pin_command(
         typer.echo(f"{catalog.cards_dir / f'{dataset_id}.yaml'}: pinned {', '.join(blocks)}")
     else:
         typer.echo(yaml.safe_dump(blocks, sort_keys=False, default_flow_style=None), nl=False)
+
+
+@app.command("import")
+def import_command(
+    source: Annotated[Path, typer.Argument(help="The recording: a CSV or netCDF export.")],
+    team: Annotated[str, typer.Option(help="The team the dataset is restricted to.")],
+    card: Annotated[Path, typer.Option(help="The import card (YAML): variables, units, ...")],
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="The hub's state directory (operator; default: the default one)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="The alliance file that declares the team (default hub/alliance.yaml)."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option(help="Replace the team's earlier import of the same id.")
+    ] = False,
+    json_output: Json = False,
+) -> None:
+    """Import a machine recording as a dataset only your team may use.
+
+    Inside your server it goes to ~/teams/TEAM/.datasets; the operator (root on the hub
+    machine) writes into the team folder of the hub's state directory. The team then opens it
+    with smartfab.datasets.open(ID).
+
+    Example: smartfab datasets import spindle-run-7.csv --team acme-machining --card run7.yaml
+    """
+    from smartfab.datasets.imports import CARDS_DIR, import_recording, import_target
+
+    where = import_target(team, state_dir=state_dir, alliance_file=config)
+    done = import_recording(source, card, team, where.folder, replace=replace, owner=where.owner)
+    path = where.folder / CARDS_DIR / f"{done.id}.yaml"
+    if json_output:
+        typer.echo(json.dumps({**_summary(done), "card": str(path)}, indent=2))
+        return
+    typer.echo(f"{done.id}: imported for team {team} ({path})")

@@ -52,6 +52,7 @@ from smartfab.host.forkprotocol import (
     parse_request,
 )
 from smartfab.host.privileges import become
+from smartfab.netns import seal_network
 from smartfab.prctl import PR_SET_PDEATHSIG, prctl
 
 
@@ -215,6 +216,8 @@ def _run_launch(
         if not use.reports:
             control.close()
         _reseed()
+        if request.sealed:
+            seal_network()  # as root, before the account is taken
         if request.account is not None:
             account = request.account
             become(

@@ -125,6 +125,11 @@ class Launch(BaseModel):
         default_factory=dict, description="What the use's entry point needs besides argv."
     )
     remove_on_exit: str = Field(default="", description="A file removed when the child exits.")
+    sealed: bool = Field(
+        default=False,
+        description="In a network namespace of its own with only its own loopback (needs the "
+        "server to run as root): the process and its children reach no other address.",
+    )
 
 
 class Exec(BaseModel):

@@ -8,8 +8,9 @@ its environment, folder and argv, and runs the use's entry point. Nothing is sha
 launched processes after the fork: each has its own copy of the interpreter (copy-on-write).
 
 The uses: the hub's single-user servers (:data:`smartfab.hub.spawner.SINGLE_USER_SERVERS`,
-whose children outlive the server) and the kernels of program runs
-(:data:`smartfab.runs.kernels.forked.RUN_KERNELS`, whose children die with it).
+whose children outlive the server), the test bench's batches
+(:data:`smartfab.testbench.batchprocess.BATCH_PROCESSES`, which outlive it too) and the kernels
+of program runs (:data:`smartfab.runs.kernels.forked.RUN_KERNELS`, whose children die with it).
 
 :class:`ForkServer` is the owner's handle, used from one asyncio event loop: it starts the
 server process (:mod:`smartfab.host.forkprocess`) with one end of a ``SOCK_SEQPACKET`` socket

@@ -11,7 +11,9 @@ from pathlib import Path
 from smartfab.host.names import (
     DASHBOARD_USER_PREFIX,
     GRANTS_ENV,
+    RUN_USER_PREFIX,
     SHARED_DATA_ENV,
+    TEAM_FOLDERS_ENV,
     TEAMS_ENV,
     WORKSPACE_PREFIX,
 )
@@ -22,6 +24,8 @@ from smartfab.host.state import StateDir
 TEAM_LINKS_DIR = "teams"
 #: folder inside each team folder for restricted dataset builds of that team
 TEAM_DATASETS_DIR = ".datasets"
+#: folder inside each team folder: the team's run store, written by its test-bench batches
+TEAM_RUNS_DIR = "runs"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,15 @@ class Layout:
         """Hub-style name whose system account (``<prefix>dash-<team>``) runs the team's Voila."""
         return f"{DASHBOARD_USER_PREFIX}{team_id}"
 
+    def run_user(self, team_id: str) -> str:
+        """Hub-style name whose system account (``<prefix>run-<team>``) runs the team's
+        test-bench batches."""
+        return f"{RUN_USER_PREFIX}{team_id}"
+
+    def team_runs(self, team_id: str) -> Path:
+        """The team's run store, in the team folder (guarded by the team's group)."""
+        return self.team_folder(team_id) / TEAM_RUNS_DIR
+
     def home(self, hub_user: str) -> Path:
         """Home folder of ``hub_user``'s server."""
         if self.mode is SpawnMode.single:
@@ -82,11 +95,13 @@ class Layout:
     ) -> dict[str, str]:
         """What the dataset catalog of a server or dashboard kernel working for ``teams`` needs:
         the teams, the datasets granted to them (``grants``: team id -> dataset ids) and the
-        folders of curated builds it may read (the public ones, then each team's own)."""
+        folders of curated builds it may read (the public ones, then each team's own), and the
+        teams' folders (whose break-glass logs the server reads: :mod:`smartfab.hub.guard`)."""
         granted = sorted({d for team in teams for d in grants.get(team, ())})
         shared = [self.state.datasets, *(self.team_datasets(team) for team in teams)]
         return {
             TEAMS_ENV: ",".join(teams),
             GRANTS_ENV: ",".join(granted),
             SHARED_DATA_ENV: os.pathsep.join(str(p) for p in shared),
+            TEAM_FOLDERS_ENV: os.pathsep.join(f"{t}={self.team_folder(t)}" for t in teams),
         }

@@ -12,6 +12,8 @@ from __future__ import annotations
 WORKSPACE_PREFIX = "team-"
 #: hub-style user names of the accounts that run each team's dashboards start with this
 DASHBOARD_USER_PREFIX = "dash-"
+#: hub-style user names of the accounts that run each team's test-bench batches start with this
+RUN_USER_PREFIX = "run-"
 
 #: the teams of the person a server or kernel works for, ``,``-separated
 TEAMS_ENV = "SMARTFAB_TEAMS"
@@ -19,3 +21,5 @@ TEAMS_ENV = "SMARTFAB_TEAMS"
 GRANTS_ENV = "SMARTFAB_DATASET_GRANTS"
 #: read-only folders of curated builds the server may use, ``:``-separated
 SHARED_DATA_ENV = "SMARTFAB_SHARED_DATA"
+#: the folders of those teams, as ``team=path`` pairs, ``:``-separated
+TEAM_FOLDERS_ENV = "SMARTFAB_TEAM_FOLDERS"

@@ -76,7 +76,21 @@ def ensure_dashboard_account(layout: Layout, team_id: str) -> Path:
     team group, the team's: its kernels read the team's curated datasets and nothing of any
     other team. The team group must exist (see :func:`ensure_workspace`).
     """
-    name = layout.dashboard_user(team_id)
+    return _ensure_team_service_account(layout, layout.dashboard_user(team_id), team_id)
+
+
+def ensure_run_account(layout: Layout, team_id: str) -> Path:
+    """Account (system mode) and home that run ``team_id``'s test-bench batches; returns the
+    home.
+
+    Like the dashboards account: ``<prefix>run-<team>``, its own user group and the team's
+    group only, so its kernels read and write the team's folder and run store, the datasets
+    granted to the team, and nothing of any other team.
+    """
+    return _ensure_team_service_account(layout, layout.run_user(team_id), team_id)
+
+
+def _ensure_team_service_account(layout: Layout, name: str, team_id: str) -> Path:
     home = layout.home(name)
     if layout.mode is SpawnMode.single:
         home.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,18 @@ class HubSettings(BaseModel):
         le=16,
         description="executed kernels kept ready per dashboard app and team (0: none)",
     )
+    testbench_db_url: str = Field(
+        default="", description="database of the test bench's queue (default: SQLite in the state)"
+    )
+    testbench_runs: int = Field(
+        default_factory=lambda: os.cpu_count() or 2,
+        ge=1,
+        le=1024,
+        description="program runs at once on the test bench, every team together",
+    )
+    testbench_team_runs: int = Field(
+        default=2, ge=1, le=1024, description="program runs at once on the test bench per team"
+    )
     allowed_failed_logins: int = Field(default=5, ge=1)
     seconds_before_next_try: int = Field(default=300, ge=1)
 
@@ -85,6 +97,11 @@ class HubSettings(BaseModel):
     def database_url(self) -> str:
         """SQLite in the state directory unless a database URL (PostgreSQL) was given."""
         return self.db_url or f"sqlite:///{self.state_dir / 'jupyterhub.sqlite'}"
+
+    @property
+    def testbench_database_url(self) -> str:
+        """The test bench's queue: SQLite in the state directory unless a URL was given."""
+        return self.testbench_db_url or f"sqlite:///{self.state_dir / 'testbench' / 'queue.sqlite'}"
 
     @property
     def settings_file(self) -> Path:

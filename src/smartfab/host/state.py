@@ -107,7 +107,19 @@ class StateDir:
 
     @property
     def proxy_pid(self) -> Path:
+        """Written by the proxy itself while it runs (``--pid-file``), removed when it exits."""
         return self.root / "proxy.pid"
+
+    @property
+    def proxy_log(self) -> Path:
+        """What the proxy prints: it outlives ``smartfab hub up`` and the terminal it ran in."""
+        return self.root / "proxy.log"
+
+    @property
+    def servers(self) -> Path:
+        """The registry of running single-user servers: one file per server, named by its pid
+        (see :class:`smartfab.hub.processes.ServerRegistry`); ``smartfab hub down`` stops them."""
+        return self.root / "servers"
 
     @property
     def run_file(self) -> Path:

@@ -1,4 +1,4 @@
-"""``smartfab hub check | up | status``."""
+"""``smartfab hub check | up | down | status``."""
 
 from __future__ import annotations
 
@@ -110,7 +110,11 @@ def up_command(
         ),
     ] = None,
 ) -> None:
-    """Start JupyterHub and its proxy with the alliance file; Ctrl-C stops everything.
+    """Start JupyterHub and its proxy with the alliance file.
+
+    Ctrl-C (or SIGTERM) stops the hub and leaves the proxy and the single-user servers
+    running: the same command again restarts the hub, which finds them again. `smartfab hub
+    down` stops everything.
 
     Example: smartfab hub up --config hub/alliance.yaml --port 8000
     """
@@ -139,6 +143,22 @@ def up_command(
         fork_server=fork_server,
     )
     raise typer.Exit(hub_up(settings, hub_config.resolve() if hub_config else None))
+
+
+@app.command("down")
+def down_command(
+    state_dir: Annotated[Path | None, typer.Option(help="State directory of the hub.")] = None,
+) -> None:
+    """Stop everything of a hub: the hub if it runs, its single-user servers and the proxy.
+
+    Safe to repeat: what no longer runs is skipped.
+
+    Example: smartfab hub down --state-dir /var/lib/smartfab
+    """
+    from smartfab.host.state import StateDir, default_state_dir
+    from smartfab.hub.launcher import hub_down
+
+    raise typer.Exit(hub_down(StateDir((state_dir or default_state_dir()).resolve())))
 
 
 @app.command("status")

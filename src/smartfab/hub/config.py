@@ -15,7 +15,13 @@ from smartfab.alliance import Alliance, load_alliance
 from smartfab.alliance.render import SERVER_ROLE, render_alliance
 from smartfab.host.settings import HubSettings, load_settings
 from smartfab.host.state import StateDir
-from smartfab.hub.services import no_confirm_clients, service_definitions, service_roles
+from smartfab.hub.services import (
+    no_confirm_clients,
+    server_environment,
+    server_token_scopes,
+    service_definitions,
+    service_roles,
+)
 
 
 def set_network(c: Config, settings: HubSettings) -> None:
@@ -35,11 +41,19 @@ def set_state(c: Config, settings: HubSettings) -> None:
 
 
 def set_proxy(c: Config, settings: HubSettings, proxy_token: str) -> None:
-    """The locally installed configurable-http-proxy, started and stopped by the hub."""
+    """The locally installed configurable-http-proxy, run by ``smartfab hub up`` (not by the
+    hub, so that it outlives a restart of the hub: :mod:`smartfab.hub.proxy`)."""
     c.JupyterHub.proxy_class = "configurable-http-proxy"
-    c.ConfigurableHTTPProxy.should_start = True
+    c.ConfigurableHTTPProxy.should_start = False
     c.ConfigurableHTTPProxy.command = list(settings.proxy_command)
     c.ConfigurableHTTPProxy.auth_token = proxy_token
+
+
+def set_restartable(c: Config) -> None:
+    """Stopping the hub leaves the proxy and the single-user servers running: the next
+    ``smartfab hub up`` finds them again, ``smartfab hub down`` stops them."""
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.cleanup_proxy = False
 
 
 def set_authenticator(c: Config, settings: HubSettings) -> None:
@@ -66,6 +80,8 @@ def set_spawner(c: Config, settings: HubSettings) -> None:
     c.SmartfabSpawner.use_fork_server = settings.fork_server
     c.Spawner.cmd = [str(settings.python_bin / "jupyterhub-singleuser")]
     c.Spawner.default_url = "/lab"
+    c.Spawner.server_token_scopes = server_token_scopes()
+    c.Spawner.environment = server_environment(settings)
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 90
 
@@ -109,6 +125,7 @@ def apply_hub_config(c: Config, settings: HubSettings, alliance: Alliance) -> No
     set_network(c, settings)
     set_state(c, settings)
     set_proxy(c, settings, state.proxy_token.read_text().strip())
+    set_restartable(c)
     set_authenticator(c, settings)
     set_spawner(c, settings)
     set_pages(c, alliance)

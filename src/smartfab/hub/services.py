@@ -3,7 +3,9 @@
 * ``idle-culler``: jupyterhub-idle-culler, stopping idle servers;
 * ``smartfab-status``: an API token only, for ``smartfab hub status``;
 * ``dashboards``: the teams' Voila apps (:mod:`smartfab.dashboards`, read through
-  :mod:`smartfab.dashboards.hubservice`).
+  :mod:`smartfab.dashboards.hubservice`);
+* ``testbench``: programs under test, batches run as each team's run account, their reports
+  (:mod:`smartfab.testbench`, read through :mod:`smartfab.testbench.hubservice`).
 
 For each: its JupyterHub definition, its roles, the ids the alliance file's grants may name
 (:func:`grant_references`), and what must exist before the hub starts
@@ -22,6 +24,7 @@ from smartfab.alliance import Alliance, load_alliance
 from smartfab.alliance.checks import GrantReferences
 from smartfab.dashboards import hubservice as dashboards
 from smartfab.host.settings import HubSettings
+from smartfab.testbench import hubservice as testbench
 
 IDLE_CULLER = "idle-culler"
 STATUS_SERVICE = "smartfab-status"
@@ -29,7 +32,7 @@ STATUS_SERVICE = "smartfab-status"
 
 def service_definitions(settings: HubSettings, status_token: str) -> list[dict[str, Any]]:
     """JupyterHub's ``services``: the managed idle culler, the API-only status service used by
-    ``smartfab hub status``, and the dashboards service."""
+    ``smartfab hub status``, the dashboards and the test bench."""
     return [
         {
             "name": IDLE_CULLER,
@@ -42,12 +45,13 @@ def service_definitions(settings: HubSettings, status_token: str) -> list[dict[s
         },
         {"name": STATUS_SERVICE, "api_token": status_token},
         dashboards.dashboards_service(settings),
+        testbench.testbench_service(settings),
     ]
 
 
 def service_roles(alliance: Alliance) -> list[dict[str, Any]]:
-    """Least privileges for the managed services, and the role that lets the alliance's teams
-    and viewers open the dashboards."""
+    """Least privileges for the managed services, and the roles that let the alliance's teams
+    and viewers open the dashboards and the test bench."""
     return [
         {
             "name": IDLE_CULLER,
@@ -60,12 +64,29 @@ def service_roles(alliance: Alliance) -> list[dict[str, Any]]:
             "services": [STATUS_SERVICE],
         },
         dashboards.access_role(alliance),
+        testbench.access_role(alliance),
     ]
+
+
+#: what JupyterHub gives a server's API token by default (its role ``server``)
+DEFAULT_SERVER_SCOPES = ["users:activity!user", "access:servers!server"]
+
+
+def server_token_scopes() -> list[str]:
+    """The scopes of each single-user server's ``$JUPYTERHUB_API_TOKEN``: the default ones,
+    and using the test bench (``smartfab programs submit`` from a member's terminal); the hub
+    grants only those its owner holds."""
+    return [*DEFAULT_SERVER_SCOPES, *testbench.server_scopes()]
+
+
+def server_environment(settings: HubSettings) -> dict[str, str]:
+    """Environment of every single-user server: where the services are."""
+    return testbench.server_environment(settings)
 
 
 def no_confirm_clients() -> list[str]:
     """OAuth clients of services that people use without an "authorize access" page."""
-    return [dashboards.oauth_client()]
+    return [dashboards.oauth_client(), testbench.oauth_client()]
 
 
 def grant_references(state_dir: Path | None = None) -> list[GrantReferences]:
@@ -98,3 +119,4 @@ def load_checked_alliance(alliance_file: Path, state_dir: Path | None = None) ->
 def prepare_services(settings: HubSettings, alliance: Alliance) -> None:
     """Before the hub starts: the system accounts the services run their children as."""
     dashboards.ensure_dashboard_accounts(settings, alliance)
+    testbench.ensure_run_accounts(settings, alliance)

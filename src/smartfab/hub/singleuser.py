@@ -13,7 +13,11 @@ from typing import Any
 def run(launched: Any) -> int | None:
     """jupyterhub-singleuser's entry point, as the command ``jupyterhub-singleuser`` runs it
     (the launch has set its argv and environment)."""
-    from jupyterhub.singleuser import main
+    from jupyterhub.singleuser import extension, main
 
+    from smartfab.hub.guard import TeamGuardIdentityProvider
+
+    # the extension names its identity provider when it loads its configuration
+    extension.JupyterHubIdentityProvider = TeamGuardIdentityProvider
     result: int | None = main()
     return result

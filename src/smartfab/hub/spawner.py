@@ -12,15 +12,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+import psutil
 from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import random_port
-from traitlets import Bool, Dict, Enum, List, Unicode, default
+from traitlets import Bool, Dict, Enum, Float, List, Unicode, default
 
 from smartfab.errors import ForkServerError
 from smartfab.host.forkprotocol import Account, ForkUse, Launch, Lifetime
 from smartfab.host.forkserver import ForkServer
 from smartfab.host.layout import Layout
 from smartfab.host.names import WORKSPACE_PREFIX
+from smartfab.host.outliving import ServerRecord, ServerRegistry, process_of
 from smartfab.host.privileges import become
 from smartfab.host.provision import ensure_member, ensure_workspace
 from smartfab.host.settings import SpawnMode
@@ -98,7 +100,14 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
         "1.5 CPU-seconds per start); False starts each one as a new process.",
     ).tag(config=True)
 
+    pid_started = Float(
+        0.0,
+        help="Creation time of the server's process (psutil's), kept in the spawner's state: "
+        "after a restart of the hub it tells the server from a process that reused its pid.",
+    )
+
     port: int  # a traitlet of Spawner; declared for the type checker only
+    pid: int  # a traitlet of LocalProcessSpawner; declared for the type checker only
 
     #: one fork server per hub process, started on the first spawn
     _fork_server: ClassVar[ForkServer | None] = None
@@ -141,8 +150,23 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
             return str(ensure_workspace(self.layout, team))
         return str(ensure_member(self.layout, self.user.name, self.member_teams))
 
+    @property
+    def registry(self) -> ServerRegistry:
+        """Where servers are recorded, for ``smartfab hub down`` and the launcher."""
+        return ServerRegistry(StateDir(Path(self.state_dir)).servers)
+
     async def start(self) -> Any:
-        """Provision account, groups, home and links, then start the server there."""
+        """Provision account, groups, home and links, then start the server there; record it."""
+        address = await self._start()
+        try:
+            record = ServerRecord.of(self.pid, self.user.name, self.name)
+        except psutil.NoSuchProcess:
+            return address  # gone already: the hub finds it not answering
+        self.pid_started = record.started
+        await asyncio.to_thread(self.registry.record, record)
+        return address
+
+    async def _start(self) -> Any:
         self.notebook_dir = await asyncio.to_thread(self._provision)
         if self.port == 0:
             self.port = random_port()  # before get_env(): the environment carries the URL
@@ -211,6 +235,37 @@ class SmartfabSpawner(LocalProcessSpawner):  # type: ignore[misc]
         if self.workspace_team is not None:
             identity["cwd"] = str(self.notebook_dir)
         return identity
+
+    async def poll(self) -> int | None:
+        """Whether the server runs, also for a server this hub process did not start (after a
+        restart of the hub it is no child of ours: it is found by pid and creation time)."""
+        if self.proc is None and self.pid and self._process() is None:
+            self.clear_state()
+            return 0
+        status: int | None = await super().poll()
+        return status
+
+    def _process(self) -> psutil.Process | None:
+        """The server's process if it still runs (the one recorded, not a reuse of its pid)."""
+        return process_of(self.pid, self.pid_started or None)
+
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().get_state()
+        if self.pid and self.pid_started:
+            state["pid_started"] = self.pid_started
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.pid_started = float(state.get("pid_started", 0.0))
+
+    def clear_state(self) -> None:
+        """Forget the server; its record too once its process is gone (one that would not
+        stop stays recorded, for ``smartfab hub down``)."""
+        if self.pid and self._process() is None:
+            self.registry.forget(self.pid)
+        super().clear_state()
+        self.pid_started = 0.0
 
     async def stop(self, now: bool = False) -> None:
         """Stop the server with SIGTERM (then SIGKILL after ``term_timeout``).

@@ -8,8 +8,9 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from smartfab.host.outliving import ServerRegistry
 from smartfab.host.state import StateDir
-from smartfab.hub.processes import pid_alive
+from smartfab.hub.processes import pid_alive, read_pid
 
 
 @dataclass
@@ -32,7 +33,7 @@ class HubStatus:
 
     def render(self) -> str:
         if not self.running:
-            return f"no hub runs from {self.state_dir}"
+            return "\n".join([f"no hub runs from {self.state_dir}", *self._left_running()])
         lines = [
             f"hub: running at {self.url} "
             f"(launcher pid {self.launcher_pid}, hub pid {self.hub_pid})",
@@ -43,8 +44,23 @@ class HubStatus:
             lines.append(f"hub API: {self.api_error}")
         else:
             lines.append(f"servers running: {len(self.servers)}")
-            lines += [f"  {s['user']}: {s['url']} (since {s['started']})" for s in self.servers]
+            lines += [
+                f"  {s['user']}: {s['url']} (since {s['started']}, pid {s.get('pid')})"
+                for s in self.servers
+            ]
         return "\n".join(lines)
+
+    def _left_running(self) -> list[str]:
+        """What a stopped hub left running (``smartfab hub down`` stops it)."""
+        left = [f"server of {s['user']} (pid {s['pid']})" for s in self.servers]
+        if self.proxy_running:
+            left.insert(0, f"proxy (pid {self.proxy_pid})")
+        if not left:
+            return []
+        return [
+            f"still running: {', '.join(left)}",
+            f"stop them with: smartfab hub down --state-dir {self.state_dir}",
+        ]
 
 
 def _api(url: str, token: str) -> Any:
@@ -53,18 +69,27 @@ def _api(url: str, token: str) -> Any:
         return json.loads(response.read())
 
 
-def _read_pid(path: Any) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
+def _recorded_servers(state: StateDir) -> dict[tuple[str, str], int]:
+    """(user, server name) -> pid of the single-user servers recorded as running."""
+    return {
+        (record.user, record.server): record.pid
+        for record, _ in ServerRegistry(state.servers).running()
+    }
 
 
 def hub_status(state: StateDir) -> HubStatus:
     """Inspect the run file, the processes and the hub API of the hub in ``state``."""
     run = state.read_run_file()
+    recorded = _recorded_servers(state)
     if not run or not pid_alive(run.get("launcher_pid")):
-        return HubStatus(state_dir=str(state.root), running=False)
+        status = HubStatus(state_dir=str(state.root), running=False)
+        status.proxy_pid = read_pid(state.proxy_pid)
+        status.proxy_running = pid_alive(status.proxy_pid)
+        status.servers = [
+            {"user": user, "server": server, "pid": pid}
+            for (user, server), pid in sorted(recorded.items())
+        ]
+        return status
     status = HubStatus(
         state_dir=str(state.root),
         running=pid_alive(run.get("hub_pid")),
@@ -72,7 +97,7 @@ def hub_status(state: StateDir) -> HubStatus:
         spawn_mode=run.get("spawn_mode"),
         launcher_pid=run.get("launcher_pid"),
         hub_pid=run.get("hub_pid"),
-        proxy_pid=_read_pid(state.proxy_pid),
+        proxy_pid=read_pid(state.proxy_pid),
     )
     status.proxy_running = pid_alive(status.proxy_pid)
     try:
@@ -82,8 +107,14 @@ def hub_status(state: StateDir) -> HubStatus:
         status.api_error = str(err)
         return status
     for user in users:
-        for server in (user.get("servers") or {}).values():
+        for name, server in (user.get("servers") or {}).items():
             status.servers.append(
-                {"user": user["name"], "url": server.get("url"), "started": server.get("started")}
+                {
+                    "user": user["name"],
+                    "server": name,
+                    "url": server.get("url"),
+                    "started": server.get("started"),
+                    "pid": recorded.get((user["name"], name)),
+                }
             )
     return status

@@ -24,6 +24,19 @@ StateOption = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+#: the options of ``register``, shared with the test bench's way of registering
+SpecsArgument = Annotated[list[Path], typer.Argument(help="Batch specs of one notebook (YAML).")]
+TeamOption = Annotated[str, typer.Option(help="The team that owns the program.")]
+IdOption = Annotated[
+    str | None, typer.Option("--id", help="Program id (default: from the notebook's file name).")
+]
+TitleOption = Annotated[str | None, typer.Option(help="Default: the notebook's first heading.")]
+DescriptionOption = Annotated[
+    str | None, typer.Option(help="Default: the paragraph under that heading.")
+]
+ConfigOption = Annotated[
+    Path, typer.Option("--config", help="The alliance file that declares the team.")
+]
 
 
 def _registry(state_dir: Path | None) -> Any:
@@ -37,27 +50,19 @@ def _version_row(version: Any) -> dict[str, Any]:
     return version.model_dump(mode="json")  # type: ignore[no-any-return]
 
 
-@app.command("register")
 def register_command(
-    specs: Annotated[list[Path], typer.Argument(help="Batch specs of one notebook (YAML).")],
-    team: Annotated[str, typer.Option(help="The team that owns the program.")],
-    program_id: Annotated[
-        str | None,
-        typer.Option("--id", help="Program id (default: from the notebook's file name)."),
-    ] = None,
-    title: Annotated[
-        str | None, typer.Option(help="Default: the notebook's first heading.")
-    ] = None,
-    description: Annotated[
-        str | None, typer.Option(help="Default: the paragraph under that heading.")
-    ] = None,
-    config: Annotated[
-        Path, typer.Option("--config", help="The alliance file that declares the team.")
-    ] = DEFAULT_ALLIANCE_FILE,
+    specs: SpecsArgument,
+    team: TeamOption,
+    program_id: IdOption = None,
+    title: TitleOption = None,
+    description: DescriptionOption = None,
+    config: ConfigOption = DEFAULT_ALLIANCE_FILE,
     state_dir: StateOption = None,
     as_json: Json = False,
 ) -> None:
-    """Register a notebook and its batch specs as a new version of a team's program.
+    """Register a notebook and its batch specs as a new version of a team's program, in the
+    hub's state folder (the operator's way; members register through the test bench, see
+    :func:`smartfab.testbench.commands.register_command`, which the command line uses).
 
     The same notebook and specs registered again are the same version; versions never change.
 

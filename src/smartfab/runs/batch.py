@@ -11,6 +11,7 @@ kernel and the stack while this process imports and reads the rest.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ def start_batch(
     workers: int | None = None,
     force: bool = False,
     progress: bool = False,
+    on_progress: Callable[[BatchResult, int], None] | None = None,
 ) -> StartedBatch:
     """Run a batch spec over its grid into the store at ``store``, then write its report.
 
@@ -65,6 +67,9 @@ def start_batch(
         Execute runs again even with identical inputs.
     progress:
         Show a progress bar on stderr.
+    on_progress:
+        Called after each run with the batch's counts so far and the runs remaining (instead
+        of the progress bar).
 
     Raises
     ------
@@ -103,7 +108,7 @@ def start_batch(
             run_store,
             chosen,
             force=force,
-            on_progress=progress_bar(total, loaded.spec.name) if progress else None,
+            on_progress=progress_bar(total, loaded.spec.name) if progress else on_progress,
         )
         result = runner.run()
     finally:

@@ -1,4 +1,5 @@
-"""``smartfab runs start | status | report | compare | verify``: options in, text or JSON out.
+"""``smartfab runs start | status | report | compare | verify | upgrade-store``: options in, text
+or JSON out.
 
 What each command does to the store is in :mod:`smartfab.runs.batch`.
 """
@@ -242,3 +243,27 @@ def verify_command(
             typer.echo(r.render())
     if not all(r.reproduced for r in results):
         raise typer.Exit(1)
+
+
+@app.command("upgrade-store")
+def upgrade_store_command(
+    store: Annotated[Path, typer.Argument(help="The run store's folder.")],
+    json_output: Json = False,
+) -> None:
+    """Bring a run store's index to the newest revision this smartfab knows, in place.
+
+    Every command opens a store this way already; this one does only that and says what it did.
+    The runs and batches (files) are not touched; an index written by a newer smartfab is
+    refused.
+
+    Example: smartfab runs upgrade-store /srv/smartfab/runs
+    """
+    from smartfab.runs.store import RunStore
+
+    with RunStore.open(store, create=False) as run_store:
+        done = run_store.index_upgrade
+    if json_output:
+        summary = {"index": str(done.index), "from": done.before, "to": done.after}
+        typer.echo(json.dumps(summary | {"changed": done.changed}, indent=2))
+    else:
+        typer.echo(done.describe())

@@ -18,6 +18,11 @@ A run reused by a later batch (identical inputs, unchanged datasets) is linked t
 :meth:`RunStore.attach`; these links live in the index only. An index built afresh from the files
 holds each run in the batch that executed it; the runner links reused runs again when such a
 batch is started again.
+
+The index's tables have revisions (:mod:`smartfab.runs.migrations`, applied with alembic): a new
+index is created at the newest, and :meth:`RunStore.open` upgrades an older index in place, one
+process at a time (``.migrate.lock``), in one transaction; the files are never touched. An index
+written by a newer smartfab is refused.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from pydantic import BaseModel, ValidationError
 from smartfab.atomicfile import fsync_folder, write_atomic
 from smartfab.canonicaljson import jsonable
 from smartfab.errors import RunStoreError
+from smartfab.runs.migrations import HEAD, LEGACY, IndexRevision, IndexUpgrade, bring_to_head
 from smartfab.runs.models import BatchRecord, RunRecord, RunStatus
 
 log = logging.getLogger(__name__)
@@ -50,27 +56,14 @@ BATCHES = "batches"
 RECORD = "record.json"
 OUTPUT = "output.ipynb"
 BATCH = "batch.json"
-#: version of the index tables; an index of another version is refused, not migrated
-SCHEMA_VERSION = 1
+#: ``smartfab_schema.version`` at :data:`~smartfab.runs.migrations.HEAD`: each revision sets
+#: its number, so a smartfab from before migrations (which reads version 1 only) refuses an
+#: upgraded index
+SCHEMA_VERSION = 2
 #: run and batch ids become folder names: no separators, no leading dot
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 #: batches named in an "unknown batch" error
 LISTED = 10
-
-_SCHEMA = (
-    "CREATE TABLE smartfab_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
-    "CREATE TABLE batches (batch_id TEXT PRIMARY KEY, name TEXT NOT NULL,"
-    " created REAL NOT NULL, runs INTEGER NOT NULL)",
-    "CREATE INDEX batches_by_name ON batches (name, created)",
-    "CREATE TABLE runs (run_id TEXT PRIMARY KEY, input_key TEXT NOT NULL,"
-    " batch_id TEXT NOT NULL, idx INTEGER NOT NULL, status TEXT NOT NULL,"
-    " started REAL NOT NULL, ended REAL NOT NULL,"
-    " dirty INTEGER NOT NULL DEFAULT 0)",  # 1 while its files are being replaced
-    "CREATE INDEX runs_by_input ON runs (input_key, ended)",
-    "CREATE TABLE batch_runs (batch_id TEXT NOT NULL, idx INTEGER NOT NULL,"
-    " run_id TEXT NOT NULL, PRIMARY KEY (batch_id, idx))",
-    "CREATE INDEX batch_runs_by_run ON batch_runs (run_id)",
-)
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -88,10 +81,14 @@ class RunStore:
     >>> [run.status for run in store.runs(batch.batch_id)]  # doctest: +SKIP
     """
 
-    def __init__(self, root: Path, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, root: Path, connection: sqlite3.Connection, index_upgrade: IndexUpgrade
+    ) -> None:
         """Use :meth:`RunStore.open`, which checks the folder and the index first."""
         self.root = root
         self.index = root / INDEX
+        #: what opening did to the index: created, upgraded, or left at its revision
+        self.index_upgrade = index_upgrade
         self._db = connection
         self._db_lock = threading.Lock()  # one statement or transaction at a time
         self._writer = threading.Lock()  # one put/attach/add at a time, files included
@@ -100,7 +97,9 @@ class RunStore:
 
     @classmethod
     def open(cls, root: Path | str, create: bool = True) -> RunStore:
-        """Open the store at ``root``, checking first that it is writable and its index sound.
+        """Open the store at ``root``, checking first that it is writable and its index sound,
+        and bringing an index of an older smartfab to the newest revision (in place, one process
+        at a time; :attr:`index_upgrade` says what was done).
 
         Parameters
         ----------
@@ -114,8 +113,8 @@ class RunStore:
         ------
         RunStoreError
             The folder cannot be created or written (naming it and the reason), there is no
-            store (``create=False``), or the index is damaged, foreign or of another version
-            (naming it; nothing is removed or changed).
+            store (``create=False``), or the index is damaged, foreign or written by a newer
+            smartfab (naming it and its revision; nothing is removed or changed).
         """
         root = Path(root)
         index = root / INDEX
@@ -123,7 +122,7 @@ class RunStore:
             raise RunStoreError(f"{root}: no run store here (no {INDEX})")
         for folder in (root, root / RUNS, root / BATCHES):
             _ensure_writable_folder(folder)
-        store = cls(root, _connect(index))
+        store = cls(root, *_connect(index))
         try:
             store._reindex()
         except BaseException:
@@ -194,6 +193,24 @@ class RunStore:
         """Every batch, newest first."""
         rows = self._query("SELECT batch_id FROM batches ORDER BY created DESC, rowid DESC")
         return [self._read_batch(batch_id) for (batch_id,) in rows]
+
+    # -- the store itself -------------------------------------------------------------------------
+
+    def info(self) -> dict[str, str]:
+        """Facts recorded about the store (e.g. ``team``: the team that owns it); none are
+        required."""
+        return {
+            str(key): str(value) for key, value in self._query("SELECT key, value FROM store_info")
+        }
+
+    def set_info(self, key: str, value: str) -> None:
+        """Record ``value`` under ``key`` in :meth:`info`, replacing what was there."""
+        if not key:
+            raise RunStoreError(f"{self.index}: store info needs a key (value {value!r})")
+        with self._writer:
+            self._execute(
+                "INSERT OR REPLACE INTO store_info (key, value) VALUES (?, ?)", (key, value)
+            )
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -401,28 +418,28 @@ def _list_batches(rows: Sequence[tuple[str, str]]) -> str:
 # -- the index file -------------------------------------------------------------------------------
 
 
-def _connect(index: Path) -> sqlite3.Connection:
-    """A connection to a sound index of ours, created when the file is new or empty."""
+def _connect(index: Path) -> tuple[sqlite3.Connection, IndexUpgrade]:
+    """A connection to a sound index of ours at the newest revision: created when the file is
+    new or empty, upgraded when an older smartfab wrote it."""
     try:
         db = sqlite3.connect(index, timeout=30, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as err:
         raise RunStoreError(f"{index}: cannot open the run index: {err}") from err
     try:
-        _check_index(db, index)
+        upgrade = bring_to_head(index, lambda: _check_index(db, index))
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")  # with WAL: no loss when a process dies
-        _create_schema(db)
     except sqlite3.Error as err:
         db.close()
         raise RunStoreError(f"{index}: cannot use the run index: {err}") from err
     except BaseException:
         db.close()
         raise
-    return db
+    return db, upgrade
 
 
-def _check_index(db: sqlite3.Connection, index: Path) -> None:
-    """Refuse a damaged, foreign or other-version index, reading only."""
+def _check_index(db: sqlite3.Connection, index: Path) -> IndexRevision:
+    """The revision of the index, reading only; a damaged or foreign index is refused."""
     try:
         problems = [str(row[0]) for row in db.execute("PRAGMA quick_check").fetchall()]
         tables = {str(row[0]) for row in db.execute("SELECT name FROM sqlite_master")}
@@ -431,7 +448,7 @@ def _check_index(db: sqlite3.Connection, index: Path) -> None:
     if problems != ["ok"]:
         raise _damaged(index, "; ".join(problems[:5]))
     if not tables:
-        return  # new: the schema is created next
+        return IndexRevision(None)  # new: created at the newest revision next
     if "smartfab_schema" not in tables:
         raise RunStoreError(
             f"{index}: not a smartfab run index (it holds {', '.join(sorted(tables))}). "
@@ -440,16 +457,26 @@ def _check_index(db: sqlite3.Connection, index: Path) -> None:
     try:
         query = "SELECT version FROM smartfab_schema WHERE component = 'runstore'"
         row = db.execute(query).fetchone()
+        revisions = (
+            [str(r[0]) for r in db.execute("SELECT version_num FROM alembic_version")]
+            if "alembic_version" in tables
+            else None
+        )
     except sqlite3.Error as err:
         raise RunStoreError(
             f"{index}: not a smartfab run index ({err}). Nothing was removed or changed."
         ) from err
     version = row[0] if row else None
-    if version != SCHEMA_VERSION:
+    if revisions is None and version == 1:
+        return IndexRevision(LEGACY, stamped=False)  # written before migrations
+    if revisions is None or len(revisions) != 1 or version not in range(1, SCHEMA_VERSION + 1):
         raise RunStoreError(
-            f"{index}: run index version {version}, this smartfab reads version "
-            f"{SCHEMA_VERSION}. Nothing was removed or changed; use the smartfab that wrote it."
+            f"{index}: run index version {version}, revision "
+            f"{', '.join(revisions) if revisions else 'none'}; this smartfab reads versions 1 to "
+            f"{SCHEMA_VERSION} (revisions up to {HEAD}). Nothing was removed or changed; use the "
+            "smartfab that wrote it."
         )
+    return IndexRevision(revisions[0])
 
 
 def _damaged(index: Path, detail: str) -> RunStoreError:
@@ -459,23 +486,6 @@ def _damaged(index: Path, detail: str) -> RunStoreError:
         f"{index.parent / BATCHES}: move the damaged index aside to have a new one built from "
         "them at the next open."
     )
-
-
-def _create_schema(db: sqlite3.Connection) -> None:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        # checked again inside the write lock: another process may have just created it
-        if db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None:
-            for statement in _SCHEMA:
-                db.execute(statement)
-            db.execute(
-                "INSERT INTO smartfab_schema (component, version) VALUES ('runstore', ?)",
-                (SCHEMA_VERSION,),
-            )
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 # -- files ----------------------------------------------------------------------------------------
