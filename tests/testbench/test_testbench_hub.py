@@ -451,8 +451,9 @@ def test_an_admin_enters_a_team_workspace_only_through_break_glass(
     refused = olga.client.server_api("GET", workspace, "status")
     assert refused.status_code == 403, refused.text
     # over the browser's OAuth as well: the hub lets her through, the server does not
-    page = olga.client.session.get(f"{hub.url}user/{workspace}/api/status", timeout=60)
+    page = olga.client.session.get(f"{hub.url}user/{workspace}/lab", timeout=60)
     assert page.status_code == 403
+    assert "only through break-glass" in page.text  # a page that says why, not an empty 403
     reason = "incident 12: ACME's lead asked for help with a stuck kernel in the workspace"
     entered = olga.api("POST", "break-glass", json={"team": ACME, "reason": reason})
     assert entered.status_code == 201, entered.text

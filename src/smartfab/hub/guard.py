@@ -62,11 +62,19 @@ class TeamGuardIdentityProvider(JupyterHubIdentityProvider):  # type: ignore[mis
         why = admission(user.hub_user, owner, dict(os.environ))
         if why is None:
             log.warning("refused %s on the server of %s (no break-glass)", user.username, owner)
-            raise HTTPError(
-                403,
+            message = (
                 f"{user.username} may not use the server of {owner}: an admin enters a team's "
-                "servers only through break-glass, which the team sees",
+                "servers only through break-glass, which the team sees"
             )
+
+            # as JupyterHub refuses a user without the scopes: no identity, and the login
+            # redirect of an authenticated page becomes this 403 (rendered as a page)
+            def refuse(*args: Any, **kwargs: Any) -> None:
+                raise HTTPError(403, message)
+
+            handler.redirect = refuse
+            handler._jupyterhub_user = None
+            return None
         if why.startswith("break-glass"):
             log.warning("%s uses the server of %s by %s", user.username, owner, why)
         return user
