@@ -157,8 +157,9 @@ def program_body(
             f'<label>version <select name="version">{version_options}</select></label>'
             f'<label>batch spec <select name="batch">{spec_options}</select></label>'
             f'<label>team <select name="team">{team_options}</select></label>'
-            "<label>values to set, one <code>name = value</code> a line (YAML values; a list "
-            'such as <code>[1, 2]</code> makes a grid axis)<textarea name="set" rows="4">'
+            "<label>values to set, one <code>name = value</code> a line (a JSON value such as "
+            '<code>0.5</code>, <code>"ball"</code> or <code>[1, 2]</code>, else text; a list '
+            'makes a grid axis)<textarea name="set" rows="4">'
             "</textarea></label>"
             '<button type="submit">Submit</button><div class="sf-problems"></div></form>'
         )
